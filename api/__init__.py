@@ -1,0 +1,1 @@
+"""GridSight HTTP API (FastAPI)."""

@@ -1,0 +1,1 @@
+"""Analyzers: frame in, observations out. Each is enabled per camera."""

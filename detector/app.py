@@ -1,0 +1,239 @@
+"""The composition root: everything is wired here, started in order, stopped in mirror order."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+
+import uvicorn
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.app import ApiContext, create_app
+from detector import logs
+from detector.analyzers.base import Analyzer
+from detector.analyzers.occupancy import OccupancyAnalyzer, OccupancyParams
+from detector.analyzers.onnx_detector import ObjectDetector, OnnxModel, OnnxModelError
+from detector.config import Camera, LoadedConfig, load_config
+from detector.db import CameraRow, make_engine, migrate, session_factory
+from detector.demo_camera import demo_camera
+from detector.evidence import EvidenceStore
+from detector.gate import SceneGate
+from detector.health import CameraHealth, HealthSnapshot
+from detector.incidents import IncidentManager
+from detector.model_manifest import ModelManifestError
+from detector.pipeline import CameraRuntime, FrameQueues, Pipeline
+from detector.ring import PacketRing
+from detector.rules import CameraRules
+from detector.sources import ReaderOptions, SnapshotReader, SourceError, StreamReader, is_file_source, resolve_url
+
+log = logging.getLogger(__name__)
+
+HEALTH_EVERY_S = 5.0
+
+
+@dataclass
+class GridSight:
+    config: LoadedConfig
+    healths: dict[str, CameraHealth] = field(default_factory=dict)
+    readers: list[StreamReader | SnapshotReader] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _models: dict[str, OnnxModel] = field(default_factory=dict)
+    api_port: int | None = None
+
+    # ------------------------------------------------------------ start
+
+    def start(self) -> None:
+        s = self.config.settings
+        self.engine = make_engine(s.database_url)
+        migrate(self.engine)
+        self.sessions: sessionmaker[Session] = session_factory(self.engine)
+        self.store = EvidenceStore(s.evidence_root)
+        with self.sessions() as sess:
+            self.store.sweep_orphans(sess)
+            self.store.apply_retention(sess, datetime.now(UTC), s.retention_days)
+        self.incidents = IncidentManager(self.sessions, self.store, self.config.taxonomy)
+        self.queues = FrameQueues()
+        self.pipeline = Pipeline(self.incidents, self.queues, self._save_analyzer_state)
+        for cam in self.config.cameras:
+            if not cam.enabled:
+                continue
+            try:
+                self._add_camera(cam)
+            except (SourceError, ValueError, OSError) as e:
+                log.error("camera skipped", extra={"camera": cam.id, "error": str(e)})
+        self._start_api()
+        self.pipeline.start()
+        for r in self.readers:
+            r.start()
+        log.info("gridsight started", extra={"cameras": len(self.pipeline.cameras), "api_port": self.api_port})
+
+    def _add_camera(self, cam: Camera) -> None:
+        s = self.config.settings
+        rules = CameraRules.build(cam, self.config.taxonomy)
+        analyzers = self._analyzers(cam, rules)
+        health = CameraHealth(cam.id)
+        file_src = is_file_source(cam.source.url)
+        opts = ReaderOptions(
+            cadence_s=cam.cadence_s,
+            ring_s=cam.evidence.pre_s + cam.evidence.post_s + 3 * cam.cadence_s,
+            block_when_full=file_src,
+        )
+
+        def sink(frame, _h=health, _block=file_src):  # noqa: ANN001, ANN202
+            self.queues.put(frame, block=_block, health=_h)
+
+        ring = None
+        if cam.source.snapshot:
+            self.readers.append(SnapshotReader(cam.id, resolve_url(cam.source, s.cache_dir), sink, health, opts))
+        else:
+            ring = PacketRing(opts.ring_s)
+            detect_ring = ring if cam.record is None else None
+            self.readers.append(
+                StreamReader(cam.id, cam.source, resolve_url(cam.source, s.cache_dir), sink, health, opts, detect_ring)
+            )
+            if cam.record is not None:
+                rec_health = CameraHealth(cam.id + ":record")
+                self.readers.append(
+                    StreamReader(cam.id, cam.record, resolve_url(cam.record, s.cache_dir), sink, rec_health, opts, ring, decode=False)
+                )
+        self.healths[cam.id] = health
+        self.incidents.attach(rules, ring)
+        gate = None
+        if cam.gate.enabled:
+            gate = SceneGate(cam.gate.threshold, timedelta(minutes=cam.gate.max_skip_minutes), rules.zones)
+        self.pipeline.add(CameraRuntime(cam, rules, health, analyzers, gate))
+        self._load_analyzer_state(cam, analyzers)
+
+    def _analyzers(self, cam: Camera, rules: CameraRules) -> list[Analyzer]:
+        """The analyzers the camera's problems need (or its config forces)."""
+        out: list[Analyzer] = []
+        needed = rules.labels
+        occ = cam.analyzers.occupancy
+        if occ.enabled or (occ.enabled is None and any(lbl.startswith("occupancy:") for lbl in needed)):
+            polys = [z.polygon for z in cam.zones if z.purpose.value != "ignore"] or None
+            params = OccupancyParams(work_width=occ.width, min_area=occ.min_area)
+            out.append(OccupancyAnalyzer(params, mask=polys))
+        det = cam.analyzers.detector
+        wanted = {lbl.split(":", 1)[1] for lbl in needed if lbl.startswith("detector:")}
+        if det.enabled or (det.enabled is None and wanted):
+            model = self._model(det.model)
+            if model is None:
+                log.error("detector model unavailable; camera runs without it", extra={"camera": cam.id, "model": det.model})
+            else:
+                classes = wanted & set(model.classes) or None
+                out.append(ObjectDetector(model, classes=classes))
+        return out
+
+    def _model(self, name: str) -> OnnxModel | None:
+        if name not in self._models:
+            path = self.config.settings.models_dir / name
+            try:
+                self._models[name] = OnnxModel(path, intra_op_num_threads=self.config.settings.inference_threads)
+            except (ModelManifestError, OnnxModelError) as e:
+                log.error("cannot load model", extra={"model": name, "error": str(e)})
+                return None
+        return self._models[name]
+
+    def _start_api(self) -> None:
+        s = self.config.settings
+        ctx = ApiContext(
+            sessions=self.sessions,
+            store=self.store,
+            taxonomy=self.config.taxonomy,
+            cameras={c.camera.id: c.camera for c in self.pipeline.runtimes()},
+            health=self.health,
+        )
+        config = uvicorn.Config(create_app(ctx), host=s.api_host, port=s.api_port, log_config=None, access_log=False)
+        self._server = uvicorn.Server(config)
+        self._api_thread = threading.Thread(target=self._server.run, name="api", daemon=True)
+        self._api_thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started and self._api_thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self._server.started:
+            self.api_port = self._server.servers[0].sockets[0].getsockname()[1]
+        else:
+            log.error("API did not start", extra={"host": s.api_host, "port": s.api_port})
+
+    # ------------------------------------------------------------ state
+
+    def health(self, camera_id: str) -> HealthSnapshot | None:
+        h = self.healths.get(camera_id)
+        return h.snapshot() if h else None
+
+    def _save_analyzer_state(self, camera_id: str, blob: bytes) -> None:
+        with self.sessions.begin() as s:
+            row = s.get(CameraRow, camera_id)
+            if row is not None:
+                row.analyzer_state = blob
+
+    def _load_analyzer_state(self, cam: Camera, analyzers: list[Analyzer]) -> None:
+        with self.sessions.begin() as s:
+            row = s.get(CameraRow, cam.id)
+            if row is None:
+                s.add(CameraRow(id=cam.id, name=cam.name, state="connecting", updated_at=datetime.now(UTC)))
+            elif row.analyzer_state:
+                for a in analyzers:  # only occupancy keeps state; the others ignore it
+                    a.load_state(row.analyzer_state)
+
+    def _save_health(self) -> None:
+        with self.sessions.begin() as s:
+            for cam_id, h in self.healths.items():
+                snap = h.snapshot()
+                row = s.get(CameraRow, cam_id)
+                if row is not None:
+                    row.state, row.last_error, row.updated_at = snap.state.value, snap.last_error, datetime.now(UTC)
+                    row.last_frame_at = snap.last_frame_at
+
+    # ------------------------------------------------------------ run / stop
+
+    def run(self, duration_s: float | None = None) -> None:
+        """Blocks until `duration_s` passes, SIGINT/SIGTERM arrives, or `request_stop()`."""
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("stopping on signal", extra={"signal": signal.Signals(signum).name})
+            self._stop.set()
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, on_signal)
+            signal.signal(signal.SIGTERM, on_signal)
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        while not self._stop.is_set():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            self._stop.wait(HEALTH_EVERY_S if left is None else min(HEALTH_EVERY_S, left))
+            self._save_health()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    def stop(self) -> None:
+        for r in self.readers:
+            r.stop()
+        for r in self.readers:
+            r.join(15)
+        self.pipeline.stop()
+        self._save_health()
+        self._server.should_exit = True
+        self._api_thread.join(10)
+        self.engine.dispose()
+        log.info("gridsight stopped")
+
+
+def build(config_dir: Path) -> GridSight:
+    """Loads the configuration (reporting and skipping broken cameras) and sets up logging."""
+    loaded = load_config(config_dir)
+    logs.configure(loaded.settings.log_level, loaded.settings.log_format)
+    for err in loaded.errors:
+        log.error("config error", extra={"file": err.file, "camera": err.camera, "field": err.field, "error": err.message})
+    if not loaded.cameras and not loaded.errors:
+        log.info("no cameras configured: running the demo camera")
+        loaded.cameras.append(demo_camera())
+    return GridSight(loaded)

@@ -1,0 +1,348 @@
+"""Camera and settings configuration: pydantic models and a loader that keeps going.
+
+A configuration directory holds `settings.yaml` (optional) and any number of
+camera files (`*.yaml` with a top-level `cameras:` list). Each camera entry is
+validated on its own, so one broken camera is reported — file, camera id, field
+path — and skipped while the others run. Validation never does I/O beyond
+reading the YAML files.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from detector.taxonomy import Persistence, RuleSpec, Taxonomy, load_taxonomy
+
+DEFAULT_TZ = "Asia/Shanghai"
+SETTINGS_FILE = "settings.yaml"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- settings
+
+
+class Settings(Strict):
+    """Deployment-wide settings (`settings.yaml`). Relative paths are relative to the working directory."""
+
+    database_url: str = Field(
+        "sqlite:///var/gridsight.db",
+        description="SQLAlchemy URL; SQLite (WAL) by default, postgresql+psycopg://... in production.",
+    )
+    evidence_root: Path = Field(Path("var/evidence"), description="Where evidence files are written.")
+    retention_days: float = Field(
+        90, gt=0, description="Evidence of incidents cleared longer ago than this is deleted."
+    )
+    cache_dir: Path = Field(Path("var/cache"), description="Generated demo videos and other caches.")
+    models_dir: Path = Field(Path("models"), description="Folder of model folders (model.onnx + manifest.yaml).")
+    taxonomy: Path | None = Field(
+        None, description="Taxonomy YAML replacing the bundled one (e.g. local legacy codes)."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = Field("json", description="json: one structured line per event.")
+    api_host: str = Field("127.0.0.1", description="Address the HTTP API binds.")
+    api_port: int = Field(8080, ge=0, le=65535, description="0 picks a free port.")
+    inference_threads: int = Field(1, ge=1, le=64, description="ONNX Runtime intra-op threads.")
+
+
+# ---------------------------------------------------------------- cameras
+
+
+class ZonePurpose(StrEnum):
+    NO_VENDING = "no_vending"
+    SHOP_FRONT = "shop_front"
+    WALL = "wall"
+    POLE = "pole"
+    CONSTRUCTION_SITE = "construction_site"
+    ROAD = "road"
+    SIDEWALK = "sidewalk"
+    GARBAGE_POINT = "garbage_point"
+    IGNORE = "ignore"
+
+
+Point = tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]]
+
+
+class Zone(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,40}$", description="Unique per camera; part of the case key.")
+    purpose: ZonePurpose = Field(description="What the zone is for; rules select zones by purpose.")
+    polygon: list[Point] = Field(min_length=3, description="Normalised (x, y) vertices, 0..1.")
+
+
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class TimeWindow(Strict):
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+        default_factory=lambda: list(_DAYS), description="Days on which the window *starts*."
+    )
+    start: time = Field(description="HH:MM local time.")
+    end: time = Field(description="HH:MM; earlier than start means the window crosses midnight.")
+
+
+class Schedule(Strict):
+    windows: list[TimeWindow] = Field(min_length=1)
+    timezone: str = Field(DEFAULT_TZ, description="IANA zone of the windows.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown time zone {v!r}") from e
+        return v
+
+    def active(self, ts: datetime) -> bool:
+        """True when `ts` (aware) falls inside any window."""
+        local = ts.astimezone(ZoneInfo(self.timezone))
+        t = local.time()
+        for w in self.windows:
+            if w.start <= w.end:
+                if _DAYS[local.weekday()] in w.days and w.start <= t < w.end:
+                    return True
+            else:  # crosses midnight: the early part belongs to the previous day's window
+                if _DAYS[local.weekday()] in w.days and t >= w.start:
+                    return True
+                if _DAYS[(local - timedelta(days=1)).weekday()] in w.days and t < w.end:
+                    return True
+        return False
+
+
+class Location(Strict):
+    address: str = Field("", max_length=256, description="事发位置 text.")
+    lon: float | None = Field(None, ge=-180, le=180)
+    lat: float | None = Field(None, ge=-90, le=90)
+    crs: str = Field("EPSG:4490", pattern=r"^EPSG:\d{4,5}$", description="CGCS2000 by default; WGS84 is EPSG:4326.")
+    division_code: str = Field("000000", pattern=r"^\d{6}$", description="6-digit GB/T 2260 行政区划 code.")
+    street: str = Field("", description="街道 (also the co-dispatch target).")
+    community: str = Field("", description="社区.")
+    grid_code: str | None = Field(None, pattern=r"^[0-9A-Z]{15}$", description="15-char 单元网格标识码.")
+
+
+class Source(Strict):
+    """Where frames come from. The URL scheme decides the reader."""
+
+    url: str = Field(
+        description="rtsp://, http(s):// stream, file path or file://, a snapshot image URL, or demo://street."
+    )
+    snapshot: bool = Field(False, description="Poll the URL as a still image at the cadence.")
+    username_env: str | None = Field(None, description="Environment variable holding the user name.")
+    password_env: str | None = Field(None, description="Environment variable holding the password.")
+    loop: bool = Field(True, description="File sources: start again at the end.")
+    realtime: bool = Field(False, description="File sources: pace like a live camera instead of as fast as possible.")
+    start_time: datetime | None = Field(
+        None, description="File sources: pipeline time of PTS 0 (default: 2026-01-05 09:00 Asia/Shanghai)."
+    )
+    transport: Literal["tcp", "udp"] = Field("tcp", description="RTSP transport.")
+
+    @field_validator("url")
+    @classmethod
+    def _no_inline_password(cls, v: str) -> str:
+        if re.match(r"^[a-z]+://[^/@]*:[^/@]*@", v):
+            raise ValueError("put credentials in username_env/password_env, not in the URL")
+        return v
+
+    @field_validator("start_time")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v.tzinfo is None:
+            return v.replace(tzinfo=ZoneInfo(DEFAULT_TZ))
+        return v
+
+
+class RuleOverride(Strict):
+    """Per-camera changes to a problem type's default rule; unset fields keep the default."""
+
+    zones: list[str] | None = Field(None, description="Zone purposes or zone names where the problem counts.")
+    anchor: Literal["bottom_center", "overlap"] | None = None
+    min_overlap: float | None = Field(None, gt=0, le=1)
+    min_score: float | None = Field(None, ge=0, le=1)
+    min_area: float | None = Field(None, ge=0, le=1)
+    max_area: float | None = Field(None, gt=0, le=1)
+    schedule: str | None = Field(None, description="Name of one of the camera's schedules.")
+    persistence: Persistence | None = None
+    clear_minutes: float | None = Field(None, gt=0)
+
+
+class Gate(Strict):
+    enabled: bool = True
+    threshold: float = Field(2.0, ge=0, description="Mean abs grey difference (0-255) that counts as a change.")
+    max_skip_minutes: float = Field(2.0, gt=0, description="Re-analyse at least this often.")
+
+
+class Evidence(Strict):
+    pre_s: float = Field(5.0, ge=0, le=60, description="Clip seconds before the opening frame.")
+    post_s: float = Field(5.0, ge=0, le=60, description="Clip seconds after it.")
+
+
+class OccupancySettings(Strict):
+    enabled: bool | None = Field(None, description="None: on when a watched problem needs it.")
+    width: int = Field(320, ge=64, le=1920, description="Analysis width in pixels.")
+    min_area: float = Field(0.002, gt=0, lt=1)
+
+
+class DetectorSettings(Strict):
+    enabled: bool | None = Field(None, description="None: on when a watched problem needs it.")
+    model: str = Field("gridsight-detector", description="Folder name under models_dir.")
+
+
+class Analyzers(Strict):
+    occupancy: OccupancySettings = OccupancySettings()
+    detector: DetectorSettings = DetectorSettings()
+
+
+class Camera(Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="Stable id; part of every case key.")
+    name: str = Field(min_length=1, max_length=100)
+    source: Source = Field(description="Detect stream (low resolution is fine).")
+    record: Source | None = Field(None, description="Main stream for evidence clips (default: the detect stream).")
+    location: Location = Location()
+    ptz_preset: str | None = Field(None, description="Preset this view belongs to; part of the case key.")
+    cadence_s: float = Field(10.0, ge=0.5, le=3600, description="Seconds of video time between analyses.")
+    zones: list[Zone] = Field(default_factory=list)
+    schedules: dict[str, Schedule] = Field(default_factory=dict)
+    problems: list[str] = Field(min_length=1, description="GB/T 47678.5 codes of the problems watched.")
+    rules: dict[str, RuleOverride] = Field(default_factory=dict, description="Overrides keyed by problem code.")
+    analyzers: Analyzers = Analyzers()
+    gate: Gate = Gate()
+    evidence: Evidence = Evidence()
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _references(self) -> Camera:
+        names = [z.name for z in self.zones]
+        if len(set(names)) != len(names):
+            raise ValueError(f"zone names must be unique, got {names}")
+        for code, rule in self.rules.items():
+            if code not in self.problems:
+                raise ValueError(f"rules.{code}: problem {code} is not in problems")
+            if rule.schedule and rule.schedule not in self.schedules:
+                raise ValueError(f"rules.{code}.schedule: no schedule named {rule.schedule!r}")
+        return self
+
+
+# ---------------------------------------------------------------- loading
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigError:
+    file: str
+    camera: str | None  # id, or "#<index>" when the id itself is missing
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file + (f" camera {self.camera}" if self.camera else "")
+        return f"{where}: {self.field}: {self.message}"
+
+
+@dataclass
+class LoadedConfig:
+    settings: Settings
+    taxonomy: Taxonomy
+    cameras: list[Camera]
+    errors: list[ConfigError] = field(default_factory=list)
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(root)"
+
+
+def _pydantic_errors(e: ValidationError, file: str, camera: str | None, prefix: str = "") -> list[ConfigError]:
+    return [
+        ConfigError(file, camera, prefix + _loc(err["loc"]), err["msg"]) for err in e.errors(include_url=False)
+    ]
+
+
+def _read_yaml(path: Path, errors: list[ConfigError]) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        errors.append(ConfigError(str(path), None, "(file)", str(e).replace("\n", " ")))
+        return None
+
+
+def resolve_rule(taxonomy: Taxonomy, camera: Camera, code: str) -> RuleSpec:
+    """The camera's effective rule for one problem: taxonomy default + override."""
+    base = taxonomy[code].rule
+    override = camera.rules.get(code)
+    if override is None:
+        return base
+    return base.model_copy(update=override.model_dump(exclude_none=True))
+
+
+def load_config(config_dir: Path, settings_file: Path | None = None, only: Path | None = None) -> LoadedConfig:
+    """Loads everything it can; problems go to `errors` instead of raising.
+
+    `only`: check just this camera file (with the directory's settings).
+    A missing directory or one without cameras is not an error: the caller
+    decides (the runner falls back to the demo camera).
+    """
+    errors: list[ConfigError] = []
+    settings = Settings()
+    settings_path = settings_file or config_dir / SETTINGS_FILE
+    if settings_path.is_file():
+        raw = _read_yaml(settings_path, errors)
+        if isinstance(raw, dict):
+            try:
+                settings = Settings.model_validate(raw)
+            except ValidationError as e:
+                errors += _pydantic_errors(e, str(settings_path), None)
+        elif raw is not None:
+            errors.append(ConfigError(str(settings_path), None, "(root)", "must be a mapping"))
+
+    try:
+        taxonomy = load_taxonomy(settings.taxonomy)
+    except ValueError as e:
+        errors.append(ConfigError(str(settings.taxonomy), None, "taxonomy", str(e)))
+        taxonomy = load_taxonomy(None)
+
+    cameras: list[Camera] = []
+    seen: dict[str, str] = {}
+    files = sorted(config_dir.glob("*.y*ml")) if only is None else [only]
+    files = [p for p in files if p.resolve() != settings_path.resolve()]
+    for path in files:
+        raw = _read_yaml(path, errors)
+        if raw is None:
+            continue
+        entries = raw.get("cameras") if isinstance(raw, dict) else None
+        if not isinstance(entries, list):
+            errors.append(ConfigError(str(path), None, "cameras", "expected a list of cameras"))
+            continue
+        for i, entry in enumerate(entries):
+            cam_id = entry.get("id") if isinstance(entry, dict) else None
+            label = str(cam_id) if cam_id else f"#{i}"
+            try:
+                cam = Camera.model_validate(entry)
+            except ValidationError as e:
+                errors += _pydantic_errors(e, str(path), label, prefix=f"cameras.{i}.")
+                continue
+            bad = [c for c in cam.problems if c not in taxonomy]
+            if bad:
+                errors.append(ConfigError(str(path), label, f"cameras.{i}.problems", f"unknown problem codes {bad}"))
+                continue
+            if cam.id in seen:
+                errors.append(ConfigError(str(path), label, f"cameras.{i}.id", f"duplicate id, also in {seen[cam.id]}"))
+                continue
+            seen[cam.id] = str(path)
+            cameras.append(cam)
+    return LoadedConfig(settings=settings, taxonomy=taxonomy, cameras=cameras, errors=errors)

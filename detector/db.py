@@ -1,0 +1,173 @@
+"""Database: SQLAlchemy 2.x models, engine setup and Alembic migrations.
+
+Everything a restart needs — open incidents, persistence candidates, camera
+state — lives here, never only in memory. SQLite runs in WAL mode so the API
+can read while the pipeline writes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes as UTC and returns them aware (SQLite keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; pipeline times are always aware")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UtcDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class CameraRow(Base):
+    __tablename__ = "cameras"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(16), default="connecting")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_frame_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+    analyzer_state: Mapped[bytes | None] = mapped_column(LargeBinary)
+
+
+class Incident(Base):
+    """One real problem at one place: camera + preset + zone + problem + coarse cell."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_key: Mapped[str] = mapped_column(String(200), index=True)
+    # == case_key while the incident is active, NULL once cleared: the unique
+    # index makes "at most one active incident per key" a database fact.
+    active_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    camera_id: Mapped[str] = mapped_column(String(64), index=True)
+    ptz_preset: Mapped[str | None] = mapped_column(String(64))
+    zone: Mapped[str] = mapped_column(String(40))
+    problem_code: Mapped[str] = mapped_column(String(5), index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)  # open | present | cleared | recurred
+    opened_at: Mapped[datetime]
+    first_seen_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    cleared_at: Mapped[datetime | None]
+    recurrences: Mapped[int] = mapped_column(Integer, default=0)
+    score: Mapped[float] = mapped_column(Float)
+    box: Mapped[list[Any]] = mapped_column(JSON)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    events: Mapped[list[IncidentEvent]] = relationship(
+        back_populates="incident", order_by="IncidentEvent.id", cascade="all, delete-orphan"
+    )
+    evidence: Mapped[list[EvidenceFile]] = relationship(
+        back_populates="incident", order_by="EvidenceFile.id", cascade="all, delete-orphan"
+    )
+
+
+class IncidentEvent(Base):
+    __tablename__ = "incident_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    ts: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(16))  # opened | present | cleared | recurred
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    incident: Mapped[Incident] = relationship(back_populates="events")
+
+
+class EvidenceFile(Base):
+    """A file under the evidence root, named by its content hash."""
+
+    __tablename__ = "evidence"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # annotated | clean | clip
+    path: Mapped[str] = mapped_column(String(255), index=True)  # relative to the evidence root
+    sha256: Mapped[str] = mapped_column(String(64))
+    bytes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+
+    incident: Mapped[Incident] = relationship(back_populates="evidence")
+
+
+class Candidate(Base):
+    """Persistence state of a possible problem that is not (yet) an incident."""
+
+    __tablename__ = "candidates"
+
+    case_key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    camera_id: Mapped[str] = mapped_column(String(64), index=True)
+    first_seen_at: Mapped[datetime]
+    last_hit_at: Mapped[datetime]
+    history: Mapped[list[Any]] = mapped_column(JSON)  # [[iso ts, hit 0/1], ...] newest last
+    score: Mapped[float] = mapped_column(Float)
+    box: Mapped[list[Any]] = mapped_column(JSON)
+
+
+def make_engine(url: str) -> Engine:
+    """Creates the engine; SQLite gets WAL, a busy timeout and foreign keys."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+    return engine
+
+
+def migrate(engine: Engine) -> None:
+    """Brings the schema to the newest Alembic revision."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def session_factory(engine: Engine) -> sessionmaker:
+    return sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,92 @@
+"""Per-camera health: an explicit state machine plus rolling counters."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class CameraState(StrEnum):
+    CONNECTING = "connecting"  # opening the source (first time or after a failure)
+    LIVE = "live"  # packets arriving
+    STALLED = "stalled"  # was live, no data for longer than the stall timeout; reconnecting
+    FAILED = "failed"  # the last attempt failed; retrying after a backoff
+    ENDED = "ended"  # a file source that does not loop reached its end
+    STOPPED = "stopped"  # shut down by us
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSnapshot:
+    camera_id: str
+    state: CameraState
+    last_error: str | None
+    last_frame_at: datetime | None  # pipeline time of the newest analysed/decoded frame
+    frames_received_per_min: int
+    frames_analysed_per_min: int
+    frames_dropped: int
+    reconnects: int
+    since: float  # wall time (epoch s) of the last state change
+
+
+class CameraHealth:
+    """Written by one reader thread, read by the API and the pipeline."""
+
+    def __init__(self, camera_id: str) -> None:
+        self.camera_id = camera_id
+        self._lock = threading.Lock()
+        self._state = CameraState.CONNECTING
+        self._since = time.time()
+        self.last_error: str | None = None
+        self.last_frame_at: datetime | None = None
+        self._received: deque[float] = deque()
+        self._analysed: deque[float] = deque()
+        self.frames_dropped = 0
+        self.reconnects = 0
+
+    @property
+    def state(self) -> CameraState:
+        return self._state
+
+    def set_state(self, state: CameraState, error: str | None = None) -> bool:
+        """Moves to `state`; returns True when it changed (so callers log once)."""
+        with self._lock:
+            if error is not None:
+                self.last_error = error
+            if state is self._state:
+                return False
+            self._state = state
+            self._since = time.time()
+            return True
+
+    def packet(self) -> None:
+        self._tick(self._received)
+
+    def analysed(self, ts: datetime) -> None:
+        self.last_frame_at = ts
+        self._tick(self._analysed)
+
+    @staticmethod
+    def _tick(q: deque[float]) -> None:
+        now = time.monotonic()
+        q.append(now)
+        while q and q[0] < now - 60:
+            q.popleft()
+
+    def snapshot(self) -> HealthSnapshot:
+        now = time.monotonic()
+        with self._lock:
+            return HealthSnapshot(
+                camera_id=self.camera_id,
+                state=self._state,
+                last_error=self.last_error,
+                last_frame_at=self.last_frame_at,
+                frames_received_per_min=sum(1 for t in list(self._received) if t >= now - 60),
+                frames_analysed_per_min=sum(1 for t in list(self._analysed) if t >= now - 60),
+                frames_dropped=self.frames_dropped,
+                reconnects=self.reconnects,
+                since=self._since,
+            )

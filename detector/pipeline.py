@@ -1,0 +1,145 @@
+"""The analysis loop: due frames from every camera → gate → analyzers → rules → incidents."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from detector.analyzers.base import Analyzer
+from detector.config import Camera
+from detector.gate import SceneGate
+from detector.health import CameraHealth
+from detector.incidents import IncidentManager
+from detector.rules import CameraRules
+from detector.types import Frame, Observations
+
+log = logging.getLogger(__name__)
+
+STATE_EVERY = timedelta(minutes=5)  # how often (pipeline time) analyzer state is saved
+
+
+class FrameQueues:
+    """One short queue per camera, served round-robin.
+
+    Live cameras never wait: when their queue is full the oldest frame is
+    dropped (and counted). File cameras wait instead (back-pressure), so a
+    file runs as fast as analysis allows without crowding out the others.
+    """
+
+    def __init__(self, depth: int = 2) -> None:
+        self.depth = depth
+        self._queues: dict[str, deque[Frame]] = {}
+        self._cond = threading.Condition()
+        self._order: deque[str] = deque()
+        self._closed = False
+
+    def put(self, frame: Frame, *, block: bool, health: CameraHealth | None = None) -> None:
+        with self._cond:
+            q = self._queues.setdefault(frame.camera_id, deque())
+            while block and len(q) >= self.depth and not self._closed:
+                self._cond.wait(0.5)
+            if self._closed:
+                return
+            if len(q) >= self.depth:
+                q.popleft()
+                if health is not None:
+                    health.frames_dropped += 1
+            q.append(frame)
+            if frame.camera_id not in self._order:
+                self._order.append(frame.camera_id)
+            self._cond.notify_all()
+
+    def get(self, timeout: float) -> Frame | None:
+        with self._cond:
+            if not self._order:
+                self._cond.wait(timeout)
+            if not self._order:
+                return None
+            cam = self._order.popleft()
+            q = self._queues[cam]
+            frame = q.popleft()
+            if q:
+                self._order.append(cam)  # round-robin: to the back of the line
+            self._cond.notify_all()
+            return frame
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+@dataclass
+class CameraRuntime:
+    """Everything the analysis loop needs for one camera."""
+
+    camera: Camera
+    rules: CameraRules
+    health: CameraHealth
+    analyzers: list[Analyzer]
+    gate: SceneGate | None
+    last_obs: Observations = field(default_factory=Observations)
+    state_saved_at: datetime | None = None
+    analyses: int = 0
+    errors: int = 0
+
+
+class Pipeline:
+    def __init__(self, incidents: IncidentManager, queues: FrameQueues, save_state) -> None:  # noqa: ANN001
+        self.incidents = incidents
+        self.queues = queues
+        self.cameras: dict[str, CameraRuntime] = {}
+        self._save_state = save_state  # (camera_id, bytes) -> None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="analysis", daemon=True)
+
+    def add(self, rt: CameraRuntime) -> None:
+        self.cameras[rt.camera.id] = rt
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.queues.close()
+        self._thread.join(30)
+        self.incidents.poll(force=True)
+        for rt in self.cameras.values():
+            self._persist_state(rt)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            frame = self.queues.get(timeout=0.5)
+            if frame is not None:
+                self.analyse(frame)
+            self.incidents.poll()
+
+    def analyse(self, frame: Frame) -> None:
+        rt = self.cameras[frame.camera_id]
+        try:
+            if rt.gate is None or rt.gate.should_analyze(frame):
+                rt.last_obs = Observations.merge([a.analyze(frame) for a in rt.analyzers])
+                rt.analyses += 1
+            findings = rt.rules.findings(rt.last_obs, frame.ts)
+            self.incidents.process(rt.camera.id, frame.image, findings, frame.ts)
+            rt.health.analysed(frame.ts)
+            if rt.state_saved_at is None or frame.ts - rt.state_saved_at >= STATE_EVERY or frame.ts < rt.state_saved_at:
+                self._persist_state(rt, frame.ts)
+        except Exception:  # one bad frame or camera must not stop the others
+            rt.errors += 1
+            log.exception("analysis failed", extra={"camera": rt.camera.id, "frame": frame.index, "errors": rt.errors})
+
+    def _persist_state(self, rt: CameraRuntime, ts: datetime | None = None) -> None:
+        for a in rt.analyzers:
+            blob = a.state()
+            if blob is not None:
+                self._save_state(rt.camera.id, blob)
+        if ts is not None:
+            rt.state_saved_at = ts
+
+    def runtimes(self) -> Iterator[CameraRuntime]:
+        return iter(self.cameras.values())

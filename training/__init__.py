@@ -1,0 +1,1 @@
+"""Training loop for GridSight models (needs requirements-train.txt)."""
