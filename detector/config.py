@@ -287,7 +287,7 @@ def resolve_rule(taxonomy: Taxonomy, camera: Camera, code: str) -> RuleSpec:
     override = camera.rules.get(code)
     if override is None:
         return base
-    return base.model_copy(update=override.model_dump(exclude_none=True))
+    return RuleSpec.model_validate({**base.model_dump(), **override.model_dump(exclude_none=True)})
 
 
 def load_config(config_dir: Path, settings_file: Path | None = None, only: Path | None = None) -> LoadedConfig:

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+
+from detector.config import Schedule, load_config
+from detector.demo_camera import demo_camera
+from tests.conftest import REPO
+
+SH = ZoneInfo("Asia/Shanghai")
+
+GOOD = {
+    "id": "cam-ok",
+    "name": "ok",
+    "source": {"url": "rtsp://10.0.0.1/stream1", "username_env": "CAM_USER", "password_env": "CAM_PASS"},
+    "problems": ["09006"],
+}
+
+
+def _write(tmp_path: Path, cameras: list) -> Path:
+    (tmp_path / "cams.yaml").write_text(yaml.safe_dump({"cameras": cameras}, allow_unicode=True))
+    return tmp_path
+
+
+def test_bundled_demo_yaml_is_the_embedded_demo_camera() -> None:
+    loaded = load_config(REPO / "camera_config")
+    assert loaded.errors == []
+    assert loaded.cameras == [demo_camera()]
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"cadence_s": 0}, "cameras.1.cadence_s", "greater than or equal"),
+        ({"location": {"grid_code": "1101-bad"}}, "cameras.1.location.grid_code", "pattern"),
+        ({"location": {"division_code": "11"}}, "cameras.1.location.division_code", "pattern"),
+        ({"zones": [{"name": "z", "purpose": "wall", "polygon": [[0, 0], [1.5, 0], [1, 1]]}]}, "cameras.1.zones.0.polygon.1.0", "less than"),
+        ({"zones": [{"name": "z", "purpose": "moon", "polygon": [[0, 0], [1, 0], [1, 1]]}]}, "cameras.1.zones.0.purpose", "no_vending"),
+        ({"problems": ["99999"]}, "cameras.1.problems", "unknown problem"),
+        ({"source": {"url": "rtsp://admin:secret@10.0.0.2/s"}}, "cameras.1.source.url", "password_env"),
+        ({"rules": {"09006": {"schedule": "night"}}}, "cameras.1", "no schedule named 'night'"),
+        ({"colour": "red"}, "cameras.1.colour", "Extra inputs"),
+    ],
+)
+def test_a_broken_camera_is_reported_by_file_camera_and_field_and_the_others_load(
+    tmp_path: Path, change: dict, field: str, words: str
+) -> None:
+    bad = {**GOOD, "id": "cam-bad", **change}
+    _write(tmp_path, [GOOD, bad])
+    loaded = load_config(tmp_path)
+    assert [c.id for c in loaded.cameras] == ["cam-ok"]
+    assert len(loaded.errors) == 1
+    err = loaded.errors[0]
+    assert err.file.endswith("cams.yaml")
+    assert err.camera == "cam-bad"
+    assert err.field.startswith(field)
+    assert words in err.message or words in str(err)
+
+
+def test_duplicate_ids_and_unreadable_yaml_are_errors(tmp_path: Path) -> None:
+    _write(tmp_path, [GOOD, GOOD])
+    (tmp_path / "broken.yaml").write_text("cameras: [ {id: x")
+    loaded = load_config(tmp_path)
+    msgs = [str(e) for e in loaded.errors]
+    assert any("broken.yaml" in m for m in msgs)
+    assert any("duplicate id" in m for m in msgs)
+    assert len(loaded.cameras) == 1
+
+
+def test_config_check_cli_names_file_camera_and_field(tmp_path: Path) -> None:
+    _write(tmp_path, [GOOD, {**GOOD, "id": "cam-2", "cadence_s": -1}])
+    (tmp_path / "settings.yaml").write_text("retention_days: -3\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "detector.cli", "config", "check", str(tmp_path)], capture_output=True, text=True
+    )
+    assert proc.returncode == 1
+    assert "cams.yaml camera cam-2: cameras.1.cadence_s" in proc.stderr
+    assert "settings.yaml: retention_days" in proc.stderr
+    ok = subprocess.run([sys.executable, "-m", "detector.cli", "config", "check", str(REPO / "camera_config")])
+    assert ok.returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("when", "active"),
+    [
+        (datetime(2026, 3, 2, 23, 0, tzinfo=SH), True),  # Monday 23:00, window starts Monday
+        (datetime(2026, 3, 3, 5, 59, tzinfo=SH), True),  # Tuesday early: still Monday's window
+        (datetime(2026, 3, 3, 6, 0, tzinfo=SH), False),
+        (datetime(2026, 3, 7, 23, 0, tzinfo=SH), False),  # Saturday: not a listed day
+        (datetime(2026, 3, 8, 2, 0, tzinfo=SH), False),  # Sunday early belongs to Saturday
+        (datetime(2026, 3, 2, 15, 0, tzinfo=ZoneInfo("UTC")), True),  # = 23:00 in Shanghai
+    ],
+)
+def test_night_schedule_crossing_midnight(when: datetime, active: bool) -> None:
+    night = Schedule.model_validate({"windows": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "22:00", "end": "06:00"}]})
+    assert night.active(when) is active

@@ -1,0 +1,152 @@
+"""Incident lifecycle on a real SQLite database and evidence store."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import cv2
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from detector.config import Camera
+from detector.db import EvidenceFile, Incident, IncidentEvent, make_engine, migrate, session_factory
+from detector.evidence import EvidenceStore
+from detector.incidents import IncidentManager
+from detector.rules import CameraRules
+from detector.taxonomy import load_taxonomy
+from detector.types import Observations
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+TAX = load_taxonomy(None)
+STALL = (0.50, 0.45, 0.60, 0.70)
+CAM = Camera.model_validate(
+    {
+        "id": "c1",
+        "name": "c1",
+        "source": {"url": "/x.mp4"},
+        "zones": [{"name": "walk", "purpose": "no_vending", "polygon": [[0, 0.5], [1, 0.5], [1, 0.8], [0, 0.8]]}],
+        "problems": ["09006"],
+        "rules": {"09006": {"persistence": {"k": 3, "n": 4, "minutes": 1}, "clear_minutes": 1}},
+    }
+)
+IMAGE = cv2.resize(np.random.default_rng(0).integers(0, 255, (36, 64, 3), np.uint8), (640, 360))
+
+
+class World:
+    """A manager on a real database; `restart()` builds a new one on the same files."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.engine = make_engine(f"sqlite:///{root / 'db.sqlite'}")
+        migrate(self.engine)
+        self.sessions = session_factory(self.engine)
+        self.store = EvidenceStore(root / "evidence")
+        self.restart()
+
+    def restart(self) -> None:
+        self.manager = IncidentManager(self.sessions, self.store, TAX)
+        self.rules = CameraRules.build(CAM, TAX)
+        self.manager.attach(self.rules, ring=None)
+
+    def step(self, i: int, present: bool) -> None:
+        ts = T0 + timedelta(seconds=20 * i)
+        obs = Observations.build([STALL], [0.9], ["occupancy:stationary"]) if present else Observations()
+        self.manager.process("c1", IMAGE, self.rules.findings(obs, ts), ts)
+        self.manager.poll()
+
+    def incidents(self) -> list[Incident]:
+        with self.sessions() as s:
+            return list(s.scalars(select(Incident)))
+
+    def events(self) -> list[str]:
+        with self.sessions() as s:
+            return list(s.scalars(select(IncidentEvent.kind).order_by(IncidentEvent.id)))
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    return World(tmp_path)
+
+
+def test_open_present_clear_recur_on_one_row(world: World) -> None:
+    for i in range(4):  # 0..60 s present: k=3 of 4 and 1 minute reached at i=3
+        world.step(i, True)
+    [inc] = world.incidents()
+    assert inc.state == "open" and inc.opened_at == T0 + timedelta(seconds=60)
+    world.step(4, True)
+    for i in range(5, 9):  # absent for 80 s > clear_minutes
+        world.step(i, False)
+    [inc] = world.incidents()
+    assert inc.state == "cleared" and inc.active_key is None
+    for i in range(9, 13):  # back: qualifies again after k hits and 1 minute
+        world.step(i, True)
+    [inc] = world.incidents()
+    assert inc.state == "recurred" and inc.recurrences == 1 and inc.active_key is not None
+    world.step(13, True)
+    assert world.events() == ["opened", "present", "cleared", "recurred", "present"]
+
+
+def test_evidence_is_written_and_hashes_match(world: World) -> None:
+    for i in range(5):
+        world.step(i, True)
+    with world.sessions() as s:
+        files = list(s.scalars(select(EvidenceFile)))
+    assert {f.kind for f in files} == {"clean", "annotated"}
+    for f in files:
+        data = world.store.resolve(f.path).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == f.sha256 and len(data) == f.bytes
+        assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR).shape == IMAGE.shape
+
+
+def test_a_restart_continues_the_open_incident_without_opening_it_twice(world: World) -> None:
+    for i in range(5):
+        world.step(i, True)
+    world.restart()  # everything in memory is gone; the database remains
+    for i in range(5, 10):
+        world.step(i, True)
+    [inc] = world.incidents()
+    assert inc.state == "present" and inc.last_seen_at == T0 + timedelta(seconds=20 * 9)
+    # Even a replay of the same video (the clock goes back) finds the active incident.
+    world.restart()
+    for i in range(10):
+        world.step(i, True)
+    assert len(world.incidents()) == 1
+
+
+def test_only_one_active_incident_per_key_even_with_two_writers(world: World) -> None:
+    other = IncidentManager(world.sessions, world.store, TAX)
+    other.attach(world.rules, ring=None)
+    for i in range(5):
+        ts = T0 + timedelta(seconds=20 * i)
+        findings = world.rules.findings(Observations.build([STALL], [0.9], ["occupancy:stationary"]), ts)
+        for m in (world.manager, other):
+            m.process("c1", IMAGE, findings, ts)
+            m.poll()
+    with world.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Incident)) == 1
+        referenced = set(s.scalars(select(EvidenceFile.path)))
+    on_disk = {str(p.relative_to(world.store.root)) for p in world.store.root.glob("*/*.jpg")}
+    assert on_disk == referenced  # the loser's files were removed
+
+
+def test_orphans_are_swept_and_retention_keeps_rows_and_files_consistent(world: World) -> None:
+    for i in range(5):
+        world.step(i, True)
+    for i in range(5, 10):
+        world.step(i, False)  # cleared at ~T0+180 s
+    orphan = world.store.put_bytes("clean", b"not referenced", ".jpg")
+    with world.sessions() as s:
+        assert world.store.sweep_orphans(s) == 1
+        assert not world.store.resolve(orphan.path).exists()
+        kept = world.store.apply_retention(s, T0 + timedelta(days=1), days=2)
+        assert kept == 0
+        removed = world.store.apply_retention(s, T0 + timedelta(days=3), days=2)
+        assert removed == 2
+        assert s.scalar(select(func.count()).select_from(EvidenceFile)) == 0
+    assert list(world.store.root.glob("*/*.jpg")) == []
+    [inc] = world.incidents()
+    assert inc.state == "cleared"  # the incident row itself stays

@@ -1,0 +1,1 @@
+"""Test helpers shared by the test suite (e.g. a real RTSP server)."""
