@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import FileResponse
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import selectinload
+
+from api.deps import ApiContext, SessionDep
 
 from api.schemas import (
     CameraPublic,
@@ -21,30 +21,11 @@ from api.schemas import (
 )
 from detector.config import Camera
 from detector.db import Incident
-from detector.evidence import EvidenceStore
-from detector.health import HealthSnapshot
-from detector.taxonomy import Taxonomy
-
-
-@dataclass
-class ApiContext:
-    """What the API reads; built by the composition root."""
-
-    sessions: sessionmaker[Session]
-    store: EvidenceStore
-    taxonomy: Taxonomy
-    cameras: dict[str, Camera]
-    health: Callable[[str], HealthSnapshot | None]
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
     app = FastAPI(title="GridSight", version="0.1.0", description="Video channel of the grid-management platform.")
-
-    def session() -> Iterator[Session]:
-        with ctx.sessions() as s:
-            yield s
-
-    SessionDep = Annotated[Session, Depends(session)]
+    app.state.ctx = ctx
 
     def camera_public(cam: Camera) -> CameraPublic:
         h = ctx.health(cam.id)

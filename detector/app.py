@@ -14,7 +14,8 @@ from types import FrameType
 import uvicorn
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.app import ApiContext, create_app
+from api.app import create_app
+from api.deps import ApiContext
 from detector import logs
 from detector.analyzers.base import Analyzer
 from detector.analyzers.occupancy import OccupancyAnalyzer, OccupancyParams
@@ -77,6 +78,7 @@ class GridSight:
         s = self.config.settings
         rules = CameraRules.build(cam, self.config.taxonomy)
         analyzers = self._analyzers(cam, rules)
+        resume = self._restore(cam, analyzers)
         health = CameraHealth(cam.id)
         file_src = is_file_source(cam.source.url)
         opts = ReaderOptions(
@@ -94,13 +96,15 @@ class GridSight:
         else:
             ring = PacketRing(opts.ring_s)
             detect_ring = ring if cam.record is None else None
-            self.readers.append(
-                StreamReader(cam.id, cam.source, resolve_url(cam.source, s.cache_dir), sink, health, opts, detect_ring)
-            )
+            url = resolve_url(cam.source, s.cache_dir)
+            self.readers.append(StreamReader(cam.id, cam.source, url, sink, health, opts, detect_ring, resume_from=resume))
             if cam.record is not None:
                 rec_health = CameraHealth(cam.id + ":record")
                 self.readers.append(
-                    StreamReader(cam.id, cam.record, resolve_url(cam.record, s.cache_dir), sink, rec_health, opts, ring, decode=False)
+                    StreamReader(
+                        cam.id, cam.record, resolve_url(cam.record, s.cache_dir), sink, rec_health, opts, ring,
+                        decode=False, resume_from=resume,
+                    )
                 )
         self.healths[cam.id] = health
         self.incidents.attach(rules, ring)
@@ -108,7 +112,6 @@ class GridSight:
         if cam.gate.enabled:
             gate = SceneGate(cam.gate.threshold, timedelta(minutes=cam.gate.max_skip_minutes), rules.zones)
         self.pipeline.add(CameraRuntime(cam, rules, health, analyzers, gate))
-        self._load_analyzer_state(cam, analyzers)
 
     def _analyzers(self, cam: Camera, rules: CameraRules) -> list[Analyzer]:
         """The analyzers the camera's problems need (or its config forces)."""
@@ -173,14 +176,17 @@ class GridSight:
             if row is not None:
                 row.analyzer_state = blob
 
-    def _load_analyzer_state(self, cam: Camera, analyzers: list[Analyzer]) -> None:
+    def _restore(self, cam: Camera, analyzers: list[Analyzer]) -> datetime | None:
+        """Reloads what the camera's analyzers learned; returns where its clock stopped."""
         with self.sessions.begin() as s:
             row = s.get(CameraRow, cam.id)
             if row is None:
                 s.add(CameraRow(id=cam.id, name=cam.name, state="connecting", updated_at=datetime.now(UTC)))
-            elif row.analyzer_state:
+                return None
+            if row.analyzer_state:
                 for a in analyzers:  # only occupancy keeps state; the others ignore it
                     a.load_state(row.analyzer_state)
+            return row.last_frame_at
 
     def _save_health(self) -> None:
         with self.sessions.begin() as s:
@@ -189,7 +195,6 @@ class GridSight:
                 row = s.get(CameraRow, cam_id)
                 if row is not None:
                     row.state, row.last_error, row.updated_at = snap.state.value, snap.last_error, datetime.now(UTC)
-                    row.last_frame_at = snap.last_frame_at
 
     # ------------------------------------------------------------ run / stop
 

@@ -21,13 +21,13 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from detector.config import DEFAULT_TZ, Camera
 from detector.db import Candidate as CandidateRow
-from detector.db import EvidenceFile, Incident, IncidentEvent
+from detector.db import CameraRow, EvidenceFile, Incident, IncidentEvent
 from detector.evidence import EvidenceStore, StoredFile, annotate
 from detector.persistence import Action, Candidate, PersistenceTracker, decide
 from detector.ring import PacketRing
@@ -69,6 +69,7 @@ class CameraIncidents:
     tracker: PersistenceTracker
     ring: PacketRing | None
     active: dict[str, ActiveIncident] = field(default_factory=dict)
+    cleared: dict[str, datetime] = field(default_factory=dict)  # key -> when it last cleared
 
 
 class IncidentManager:
@@ -98,6 +99,12 @@ class IncidentManager:
         with self.sessions() as s:
             for inc in s.scalars(select(Incident).where(Incident.camera_id == cam.id, Incident.active_key.is_not(None))):
                 state.active[inc.case_key] = ActiveIncident(inc.id, inc.state, inc.last_seen_at)
+            last_cleared = (
+                select(Incident.case_key, func.max(Incident.cleared_at))
+                .where(Incident.camera_id == cam.id, Incident.state == "cleared")
+                .group_by(Incident.case_key)
+            )
+            state.cleared = {key: at for key, at in s.execute(last_cleared)}
             for row in s.scalars(select(CandidateRow).where(CandidateRow.camera_id == cam.id)):
                 code = row.case_key.split("|")[3]
                 if code not in rules.rules:
@@ -115,7 +122,8 @@ class IncidentManager:
     def process(self, camera_id: str, image: NDArray[np.uint8], findings: list[Any], ts: datetime) -> None:
         cam = self.cameras[camera_id]
         keep = set(cam.active) | {k for k in self.pending if k.startswith(camera_id + "|")}
-        hit = cam.tracker.update(findings, ts, keep)
+        recent = [k for k, at in cam.cleared.items() if timedelta(0) <= ts - at <= self.recur_window]
+        hit = cam.tracker.update(findings, ts, keep, recent)
         updates: list[tuple[Action, str, Candidate]] = []
         for key, c in cam.tracker.candidates.items():
             if key in self.pending:
@@ -126,7 +134,7 @@ class IncidentManager:
                 hit=key in hit,
                 qualifies=qualifies,
                 active_last_seen=act.last_seen if act else None,
-                last_cleared_at=self._last_cleared(key) if qualifies else None,
+                last_cleared_at=cam.cleared.get(key) if qualifies else None,
                 ts=ts,
                 rule=cam.tracker.rule(c),
                 recur_window=self.recur_window,
@@ -138,6 +146,7 @@ class IncidentManager:
         with self.sessions.begin() as s:
             for action, key, c in updates:
                 self._apply(s, cam, action, key, c, ts)
+            s.execute(update(CameraRow).where(CameraRow.id == camera_id).values(last_frame_at=ts))
             s.execute(delete(CandidateRow).where(CandidateRow.camera_id == camera_id))
             s.add_all(CandidateRow(camera_id=camera_id, **c.to_row()) for c in cam.tracker.candidates.values())
 
@@ -159,16 +168,8 @@ class IncidentManager:
             inc.state, inc.active_key, inc.cleared_at = "cleared", None, ts
             s.add(IncidentEvent(incident_id=inc.id, ts=ts, kind=Action.CLEAR.value, details={"last_seen": act.last_seen.isoformat()}))
             del cam.active[key]
+            cam.cleared[key] = ts
         self._log(action, inc)
-
-    def _last_cleared(self, key: str) -> datetime | None:
-        with self.sessions() as s:
-            return s.scalar(
-                select(Incident.cleared_at)
-                .where(Incident.case_key == key, Incident.state == "cleared")
-                .order_by(Incident.cleared_at.desc())
-                .limit(1)
-            )
 
     # ------------------------------------------------------------ opening
 
@@ -212,7 +213,9 @@ class IncidentManager:
                 continue
             del self.pending[key]
             files = list(p.files)
-            if p.clip is not None and p.clip.done():
+            if p.clip is not None and not p.clip.done():
+                p.clip.cancel()  # filed without a clip; the ring unlinks its temp file
+            if p.clip is not None and p.clip.done() and not p.clip.cancelled():
                 try:
                     path = p.clip.result()
                 except Exception as e:  # a failed clip must not lose the incident

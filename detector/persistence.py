@@ -8,6 +8,7 @@ present for ≥ T minutes since it (re)appeared.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -55,26 +56,31 @@ class PersistenceTracker:
     rules: CameraRules
     candidates: dict[str, Candidate] = field(default_factory=dict)
 
-    def _key_for(self, f: Finding) -> str:
+    def _key_for(self, f: Finding, known: Iterable[str]) -> str:
         key = case_key(self.rules.camera, f.problem_code, f.zone, f.cell)
         if key in self.candidates:
             return key
-        # An object on a cell border may flip cells; reuse a neighbouring candidate.
+        # An object on a cell border may flip cells: reuse a neighbouring key, first
+        # of a live candidate, then of a recent incident (so it recurs, not reopens).
         prefix, (cx, cy) = _prefix_and_cell(key)
-        for other in self.candidates:
-            p, (ox, oy) = _prefix_and_cell(other)
-            if p == prefix and abs(ox - cx) <= 1 and abs(oy - cy) <= 1:
-                return other
+        for pool in (self.candidates, known):
+            for other in pool:
+                p, (ox, oy) = _prefix_and_cell(other)
+                if p == prefix and abs(ox - cx) <= 1 and abs(oy - cy) <= 1:
+                    return other
         return key
 
-    def update(self, findings: list[Finding], ts: datetime, keep: set[str]) -> dict[str, Candidate]:
+    def update(
+        self, findings: list[Finding], ts: datetime, keep: set[str], known: Iterable[str] = ()
+    ) -> dict[str, Candidate]:
         """Adds one analysis; returns the candidates hit in it.
 
         `keep`: keys of active incidents, whose candidates stay even when absent.
+        `known`: keys of recently cleared incidents, preferred for neighbouring cells.
         """
         best: dict[str, Finding] = {}
         for f in findings:
-            k = self._key_for(f)
+            k = self._key_for(f, known)
             if k not in best or f.score > best[k].score:
                 best[k] = f
         for k, f in best.items():

@@ -43,6 +43,7 @@ class PacketRing:
         self._packets: deque[RingPacket] = deque()
         self._requests: list[ClipRequest] = []
         self._lock = threading.Lock()
+        self._closed = False  # the reader is gone for good: nothing more will arrive
 
     def add(self, packet: av.Packet, ts: datetime) -> None:
         self._packets.append(RingPacket(packet, ts, bool(packet.is_keyframe)))
@@ -61,8 +62,19 @@ class PacketRing:
     def request(self, start: datetime, end: datetime, path: Path) -> Future[Path | None]:
         req = ClipRequest(start, end, path)
         with self._lock:
-            self._requests.append(req)
+            if self._closed:
+                path.unlink(missing_ok=True)
+                req.future.set_running_or_notify_cancel()
+                req.future.set_result(None)
+            else:
+                self._requests.append(req)
         return req.future
+
+    def close(self) -> None:
+        """Called when the reader ends: pending and future requests get no clip."""
+        with self._lock:
+            self._closed = True
+        self.serve(None, None, flush=True)
 
     def serve(self, template: av.stream.Stream | None, now: datetime | None, flush: bool = False) -> None:
         """Writes every requested clip whose end has passed (all of them when `flush`).
@@ -74,11 +86,18 @@ class PacketRing:
             due = [r for r in self._requests if flush or (now is not None and now >= r.end)]
             self._requests = [r for r in self._requests if r not in due]
         for req in due:
+            if not req.future.set_running_or_notify_cancel():  # the incident went on without it
+                req.path.unlink(missing_ok=True)
+                continue
             try:
                 ok = template is not None and write_clip(list(self._packets), template, req.start, req.end, req.path)
-                req.future.set_result(req.path if ok else None)
             except (av.FFmpegError, OSError, ValueError) as e:
+                req.path.unlink(missing_ok=True)
                 req.future.set_exception(e)
+                continue
+            if not ok:
+                req.path.unlink(missing_ok=True)
+            req.future.set_result(req.path if ok else None)
 
 
 def write_clip(

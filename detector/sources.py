@@ -132,6 +132,7 @@ class StreamReader:
         options: ReaderOptions,
         ring: PacketRing | None = None,
         decode: bool = True,
+        resume_from: datetime | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.source = source
@@ -147,6 +148,10 @@ class StreamReader:
         self._thread = threading.Thread(target=self._run, name=f"reader-{camera_id}", daemon=True)
         self._index = 0
         self._loop_offset = 0.0  # seconds added to PTS after each loop of a file
+        self._start = source.start_time or DEFAULT_FILE_START
+        # File sources resume where the pipeline clock stopped (restart after a crash),
+        # so the camera's time never runs backwards.
+        self._resume_s = max(0.0, (resume_from - self._start).total_seconds()) if resume_from else 0.0
 
     # ------------------------------------------------------------ lifecycle
 
@@ -177,10 +182,13 @@ class StreamReader:
             if finished:
                 if self.health.set_state(CameraState.ENDED):
                     log.info("camera file ended", extra={"camera": self.camera_id})
-                return
+                break
             self.health.reconnects += 1
             self._stop.wait(backoff.next_delay())
-        self.health.set_state(CameraState.STOPPED)
+        else:
+            self.health.set_state(CameraState.STOPPED)
+        if self.ring is not None:
+            self.ring.close()
 
     # ------------------------------------------------------------ one connection
 
@@ -207,8 +215,9 @@ class StreamReader:
             stream = container.streams.video[0]
             ctx = stream.codec_context
             ctx.thread_count = 1  # scale with processes, not decoder threads
-            start = self.source.start_time or DEFAULT_FILE_START
-            wall0 = time.monotonic()
+            start = self._start
+            skip_until = self._resume_pending(container, stream)
+            pace: tuple[float, float] | None = None  # (stream s, monotonic s) pacing anchor
             demux = _DueDecoder(self.opts.cadence_s, offset=self._loop_offset)
             errors = 0
             while not self._stop.is_set():
@@ -224,9 +233,12 @@ class StreamReader:
                         if pts_s is None:
                             continue
                         pts_s += self._loop_offset
+                        if pts_s < skip_until:
+                            continue
                         ts = start + timedelta(seconds=pts_s)
                         if self.source.realtime:
-                            lag = pts_s - (time.monotonic() - wall0)
+                            pace = pace or (pts_s, time.monotonic())
+                            lag = (pts_s - pace[0]) - (time.monotonic() - pace[1])
                             if lag > 0 and self._stop.wait(lag):
                                 return False
                     else:
@@ -265,6 +277,16 @@ class StreamReader:
             if self.ring is not None:
                 self.ring.serve(None, None, flush=True)
             container.close()
+
+    def _resume_pending(self, container: av.container.InputContainer, stream: av.stream.Stream) -> float:
+        """Stream seconds to skip to (once, at the first connection after a restart)."""
+        resume, self._resume_s = self._resume_s, 0.0
+        if not resume or not self.is_file:
+            return 0.0
+        duration = float(stream.duration * stream.time_base) if stream.duration else (container.duration or 0) / 1e6
+        if self.source.loop and duration > 0:
+            self._loop_offset = (resume // duration) * duration
+        return resume
 
     def _emit(self, image: np.ndarray, ts: datetime) -> None:
         self._index += 1

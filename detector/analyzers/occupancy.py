@@ -236,7 +236,7 @@ class OccupancyAnalyzer(Analyzer):
                 if int(z["version"]) != _STATE_VERSION:
                     return
                 bg, since = z["bg"], z["since"]
-        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile):
+        except (OSError, EOFError, ValueError, TypeError, KeyError, zipfile.BadZipFile):
             return
         if bg.ndim != 3 or bg.shape[2] != 3 or since.shape != bg.shape[:2] or bg.shape[1] > self.params.work_width:
             return

@@ -112,14 +112,16 @@ class RtspServer:
     def start(self) -> RtspServer:
         if self._proc is not None:
             raise RtspServerError("already started; stop() first")
-        deadline = time.monotonic() + self.startup_timeout
+        now = time.monotonic()
+        deadline = now + self.startup_timeout
+        # A restart can race the old process releasing the port: retry that case
+        # (only) for a while, leaving the last attempt time to start up.
+        retry_until = now + min(5.0, self.startup_timeout / 2)
         while True:
             err = self._spawn_and_wait_ready(deadline)
             if err is None:
                 return self
-            # A restart can race the old process releasing the port; retry that
-            # case (only) until the deadline.
-            if "could not listen" in err and self._port and time.monotonic() < deadline:
+            if "could not listen" in err and self._port and time.monotonic() < retry_until:
                 time.sleep(0.2)
                 continue
             raise RtspServerError(err)
