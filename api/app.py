@@ -10,7 +10,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from api.deps import ApiContext, SessionDep
-
 from api.schemas import (
     CameraPublic,
     EventPublic,

@@ -87,7 +87,7 @@ class GridSight:
             block_when_full=file_src,
         )
 
-        def sink(frame, _h=health, _block=file_src):  # noqa: ANN001, ANN202
+        def sink(frame, _h=health, _block=file_src):
             self.queues.put(frame, block=_block, health=_h)
 
         ring = None
@@ -97,13 +97,22 @@ class GridSight:
             ring = PacketRing(opts.ring_s)
             detect_ring = ring if cam.record is None else None
             url = resolve_url(cam.source, s.cache_dir)
-            self.readers.append(StreamReader(cam.id, cam.source, url, sink, health, opts, detect_ring, resume_from=resume))
+            self.readers.append(
+                StreamReader(cam.id, cam.source, url, sink, health, opts, detect_ring, resume_from=resume)
+            )
             if cam.record is not None:
                 rec_health = CameraHealth(cam.id + ":record")
                 self.readers.append(
                     StreamReader(
-                        cam.id, cam.record, resolve_url(cam.record, s.cache_dir), sink, rec_health, opts, ring,
-                        decode=False, resume_from=resume,
+                        cam.id,
+                        cam.record,
+                        resolve_url(cam.record, s.cache_dir),
+                        sink,
+                        rec_health,
+                        opts,
+                        ring,
+                        decode=False,
+                        resume_from=resume,
                     )
                 )
         self.healths[cam.id] = health
@@ -127,7 +136,9 @@ class GridSight:
         if det.enabled or (det.enabled is None and wanted):
             model = self._model(det.model)
             if model is None:
-                log.error("detector model unavailable; camera runs without it", extra={"camera": cam.id, "model": det.model})
+                log.error(
+                    "detector model unavailable; camera runs without it", extra={"camera": cam.id, "model": det.model}
+                )
             else:
                 classes = wanted & set(model.classes) or None
                 out.append(ObjectDetector(model, classes=classes))
@@ -237,7 +248,9 @@ def build(config_dir: Path) -> GridSight:
     loaded = load_config(config_dir)
     logs.configure(loaded.settings.log_level, loaded.settings.log_format)
     for err in loaded.errors:
-        log.error("config error", extra={"file": err.file, "camera": err.camera, "field": err.field, "error": err.message})
+        log.error(
+            "config error", extra={"file": err.file, "camera": err.camera, "field": err.field, "error": err.message}
+        )
     if not loaded.cameras and not loaded.errors:
         log.info("no cameras configured: running the demo camera")
         loaded.cameras.append(demo_camera())

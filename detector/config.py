@@ -268,9 +268,7 @@ def _loc(loc: tuple[Any, ...]) -> str:
 
 
 def _pydantic_errors(e: ValidationError, file: str, camera: str | None, prefix: str = "") -> list[ConfigError]:
-    return [
-        ConfigError(file, camera, prefix + _loc(err["loc"]), err["msg"]) for err in e.errors(include_url=False)
-    ]
+    return [ConfigError(file, camera, prefix + _loc(err["loc"]), err["msg"]) for err in e.errors(include_url=False)]
 
 
 def _read_yaml(path: Path, errors: list[ConfigError]) -> Any:

@@ -13,6 +13,7 @@ pedestrians only pass through; the stall is the one thing that stays.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -122,7 +123,7 @@ class StreetSpec:
     def key(self) -> str:
         """Short content hash naming cached files (includes the generator version)."""
         blob = json.dumps({**asdict(self), "_v": _VERSION}, sort_keys=True)
-        return hashlib.sha1(blob.encode()).hexdigest()[:10]
+        return hashlib.sha1(blob.encode(), usedforsecurity=False).hexdigest()[:10]
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +186,7 @@ def generate_street_video(path: Path, spec: StreetSpec) -> DemoTruth:
     return demo_truth(spec)
 
 
-def ensure_demo_video(cache_dir: Path, spec: StreetSpec = StreetSpec()) -> Path:  # noqa: B008 - frozen
+def ensure_demo_video(cache_dir: Path, spec: StreetSpec = StreetSpec()) -> Path:
     """Path of the cached video for `spec`, generating it only when missing."""
     path = Path(cache_dir) / f"street-{spec.key()}.mp4"
     if not path.exists():
@@ -264,9 +265,7 @@ class _Scene:
         self.walkers = _schedule_walkers(self.spec, rng)
         # A few pre-made noise tiles cycled: real sensor noise at no per-frame cost.
         h, w = self.spec.height, self.spec.width
-        self.noise = [
-            np.clip(rng.normal(4.0, 1.8, (h, w, 3)), 0, 8).astype(np.uint8) for _ in range(5)
-        ]
+        self.noise = [np.clip(rng.normal(4.0, 1.8, (h, w, 3)), 0, 8).astype(np.uint8) for _ in range(5)]
         self.drift_phase = float(rng.uniform(0, 2 * math.pi))
 
     def frames(self) -> Iterator[NDArray[np.uint8]]:
@@ -443,7 +442,7 @@ def _render_background(spec: StreetSpec, rng: np.random.Generator) -> NDArray[np
     _rect(img, 0, y0, w, y1, (178, 181, 184))
     joint = (158, 160, 164)
     rows = np.linspace(y0, y1, 6)
-    for r, (ra, rb) in enumerate(zip(rows[:-1], rows[1:], strict=True)):
+    for r, (ra, rb) in enumerate(itertools.pairwise(rows)):
         cv2.line(img, _pt(0, ra), _pt(w, ra), joint, _th(0.0015 * h))
         step = 0.055 * w
         for x in np.arange((r % 2) * step / 2, w, step):
@@ -514,7 +513,7 @@ def _draw_shop(
     ink: BGR = (240, 245, 250) if sum(sign) < 400 else (20, 20, 20)
     for k in range(n_letters):
         bitmap = rng.random((5, 3)) < 0.6
-        for (r, c) in zip(*np.nonzero(bitmap), strict=True):
+        for r, c in zip(*np.nonzero(bitmap), strict=True):
             bx, by = lx + (4 * k + c) * block, ly + r * block
             _rect(img, bx, by, bx + block - 1, by + block - 1, ink)
     # Ground floor: a shop window and a door, swapped on alternate shops.

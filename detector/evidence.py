@@ -145,10 +145,12 @@ def annotate(
         dets = sv.Detections(xyxy=np.asarray(boxes, np.float32) * [w, h, w, h], class_id=np.arange(len(boxes)))
         scale = max(0.5, w / 1280)
         scene = sv.BoxAnnotator(color=sv.Color.RED, thickness=max(2, w // 400)).annotate(scene, dets)
-        scene = sv.LabelAnnotator(color=sv.Color.RED, text_scale=0.6 * scale, text_thickness=max(1, round(scale))).annotate(
-            scene, dets, labels=labels
-        )
+        scene = sv.LabelAnnotator(
+            color=sv.Color.RED, text_scale=0.6 * scale, text_thickness=max(1, round(scale))
+        ).annotate(scene, dets, labels=labels)
     bar = max(24, h // 24)
     cv2.rectangle(scene, (0, 0), (w, bar), (0, 0, 0), -1)
-    cv2.putText(scene, caption, (8, int(bar * 0.72)), cv2.FONT_HERSHEY_SIMPLEX, bar / 40, (255, 255, 255), 1, cv2.LINE_AA)
+    cv2.putText(
+        scene, caption, (8, int(bar * 0.72)), cv2.FONT_HERSHEY_SIMPLEX, bar / 40, (255, 255, 255), 1, cv2.LINE_AA
+    )
     return scene

@@ -26,8 +26,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from detector.config import DEFAULT_TZ, Camera
-from detector.db import Candidate as CandidateRow
 from detector.db import CameraRow, EvidenceFile, Incident, IncidentEvent
+from detector.db import Candidate as CandidateRow
 from detector.evidence import EvidenceStore, StoredFile, annotate
 from detector.persistence import Action, Candidate, PersistenceTracker, decide
 from detector.ring import PacketRing
@@ -97,7 +97,9 @@ class IncidentManager:
         tracker = PersistenceTracker(rules)
         state = CameraIncidents(rules, tracker, ring)
         with self.sessions() as s:
-            for inc in s.scalars(select(Incident).where(Incident.camera_id == cam.id, Incident.active_key.is_not(None))):
+            for inc in s.scalars(
+                select(Incident).where(Incident.camera_id == cam.id, Incident.active_key.is_not(None))
+            ):
                 state.active[inc.case_key] = ActiveIncident(inc.id, inc.state, inc.last_seen_at)
             last_cleared = (
                 select(Incident.case_key, func.max(Incident.cleared_at))
@@ -166,7 +168,11 @@ class IncidentManager:
             s.add(IncidentEvent(incident_id=inc.id, ts=ts, kind=Action.PRESENT.value, details={"score": c.score}))
         elif action is Action.CLEAR:
             inc.state, inc.active_key, inc.cleared_at = "cleared", None, ts
-            s.add(IncidentEvent(incident_id=inc.id, ts=ts, kind=Action.CLEAR.value, details={"last_seen": act.last_seen.isoformat()}))
+            s.add(
+                IncidentEvent(
+                    incident_id=inc.id, ts=ts, kind=Action.CLEAR.value, details={"last_seen": act.last_seen.isoformat()}
+                )
+            )
             del cam.active[key]
             cam.cleared[key] = ts
         self._log(action, inc)
@@ -185,7 +191,9 @@ class IncidentManager:
         caption = f"{camera.id}  {local}  {problem.code} {problem.name_en}"
         files = [
             self.store.put_jpeg("clean", image),
-            self.store.put_jpeg("annotated", annotate(image, [c.box], [label], zone.polygon if zone else None, caption)),
+            self.store.put_jpeg(
+                "annotated", annotate(image, [c.box], [label], zone.polygon if zone else None, caption)
+            ),
         ]
         clip = None
         if cam.ring is not None:
@@ -252,7 +260,9 @@ class IncidentManager:
                 s.add(event)
                 now = datetime.now(ts.tzinfo)
                 s.add_all(
-                    EvidenceFile(incident_id=inc.id, kind=f.kind, path=f.path, sha256=f.sha256, bytes=f.bytes, created_at=now)
+                    EvidenceFile(
+                        incident_id=inc.id, kind=f.kind, path=f.path, sha256=f.sha256, bytes=f.bytes, created_at=now
+                    )
                     for f in files
                 )
         except IntegrityError:
@@ -278,7 +288,13 @@ class IncidentManager:
     def _log(self, action: Action, inc: Incident) -> None:
         log.info(
             f"incident {action.value}",
-            extra={"incident": inc.id, "camera": inc.camera_id, "problem": inc.problem_code, "case_key": inc.case_key, "state": inc.state},
+            extra={
+                "incident": inc.id,
+                "camera": inc.camera_id,
+                "problem": inc.problem_code,
+                "case_key": inc.case_key,
+                "state": inc.state,
+            },
         )
         if self.on_event is not None:
             self.on_event(action.value, inc)

@@ -102,7 +102,8 @@ class ModelManifest(_Strict):
         )
     )
     classes: list[str] = Field(
-        min_length=1, description="Class names in output order; unique, non-empty, without ':' (labels are 'detector:<class>')."
+        min_length=1,
+        description="Class names in output order; unique, non-empty, without ':' (labels are 'detector:<class>').",
     )
     input: InputSpec = Field(description="Input geometry and normalisation.")
     thresholds: Thresholds = Field(default_factory=Thresholds, description="Confidence and NMS thresholds.")

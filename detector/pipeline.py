@@ -89,7 +89,7 @@ class CameraRuntime:
 
 
 class Pipeline:
-    def __init__(self, incidents: IncidentManager, queues: FrameQueues, save_state) -> None:  # noqa: ANN001
+    def __init__(self, incidents: IncidentManager, queues: FrameQueues, save_state) -> None:
         self.incidents = incidents
         self.queues = queues
         self.cameras: dict[str, CameraRuntime] = {}

@@ -108,7 +108,7 @@ class Backoff:
 
     def __init__(self, lo: float, hi: float, rng: random.Random | None = None) -> None:
         self.lo, self.hi, self.attempt = lo, hi, 0
-        self._rng = rng or random.Random()
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
 
     def next_delay(self) -> float:
         ceiling = min(self.hi, self.lo * 2**self.attempt)
@@ -197,9 +197,7 @@ class StreamReader:
         if self._url.startswith("rtsp://"):
             options = {"rtsp_transport": self.source.transport}
         try:
-            return av.open(
-                self._url, options=options, timeout=(self.opts.open_timeout_s, self.opts.read_timeout_s)
-            )
+            return av.open(self._url, options=options, timeout=(self.opts.open_timeout_s, self.opts.read_timeout_s))
         except av.FFmpegError as e:
             raise SourceError(f"cannot open {self.safe_url}: {e.strerror or type(e).__name__}") from e
 
@@ -381,9 +379,7 @@ def _seconds(packet: av.Packet) -> float | None:
 class SnapshotReader:
     """Polls a still-image URL at the cadence (cameras that only offer snapshots)."""
 
-    def __init__(
-        self, camera_id: str, url: str, sink: FrameSink, health: CameraHealth, options: ReaderOptions
-    ) -> None:
+    def __init__(self, camera_id: str, url: str, sink: FrameSink, health: CameraHealth, options: ReaderOptions) -> None:
         self.camera_id = camera_id
         self._url = url
         self.safe_url = redact(url)

@@ -32,7 +32,8 @@ class ZoneMasks:
         """Zone names matching any entry (a zone name or a purpose); ignore-zones never match."""
         wanted = set(names_or_purposes)
         return [
-            n for n, z in self.zones.items()
+            n
+            for n, z in self.zones.items()
             if z.purpose is not ZonePurpose.IGNORE and (n in wanted or z.purpose.value in wanted)
         ]
 

@@ -14,7 +14,9 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_VIDEOS = REPO.parent / "shared" / "datasets" / "videos"
 
 # A short street: 640x360, 2 minutes, GOP 2 s, a stall from 20 s to 100 s.
-SHORT_STREET = StreetSpec(width=640, height=360, fps=10, duration_s=120, stall_arrive_s=20, stall_leave_s=100, cloud_s=None)
+SHORT_STREET = StreetSpec(
+    width=640, height=360, fps=10, duration_s=120, stall_arrive_s=20, stall_leave_s=100, cloud_s=None
+)
 
 
 @pytest.fixture(scope="session")

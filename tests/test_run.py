@@ -105,7 +105,10 @@ def test_kill_9_then_restart_never_opens_twice_and_keeps_files_and_rows_consiste
 ) -> None:
     # A looping file: the stall comes and goes every 2 minutes of video, so
     # incidents open, clear and recur all the time while we kill the process.
-    cams = [street_camera(short_street, cam_id=f"loop-{i}", source={"url": str(short_street), "loop": True}) for i in range(2)]
+    cams = [
+        street_camera(short_street, cam_id=f"loop-{i}", source={"url": str(short_street), "loop": True})
+        for i in range(2)
+    ]
     cfg = write_config(tmp_path, cams)
     for delay in (6.0, 9.0):
         proc = start(cfg, None, tmp_path)

@@ -37,12 +37,21 @@ _INPUT_DTYPES: dict[str, type[np.floating[Any]]] = {
 
 
 #: what InferenceSession raises for a bad file; ORT's exceptions share no base class
-_ORT_LOAD_ERRORS: tuple[type[Exception], ...] = (RuntimeError,) + tuple(
-    getattr(_ort_state, n)
-    for n in (
-        "Fail", "InvalidArgument", "InvalidGraph", "InvalidProtobuf", "NoSuchFile", "NotImplemented", "RuntimeException"
-    )
-    if hasattr(_ort_state, n)
+_ORT_LOAD_ERRORS: tuple[type[Exception], ...] = (
+    RuntimeError,
+    *tuple(
+        getattr(_ort_state, n)
+        for n in (
+            "Fail",
+            "InvalidArgument",
+            "InvalidGraph",
+            "InvalidProtobuf",
+            "NoSuchFile",
+            "NotImplemented",
+            "RuntimeException",
+        )
+        if hasattr(_ort_state, n)
+    ),
 )
 
 
@@ -58,7 +67,7 @@ def _dim(d: Any) -> int | None:
 class _Letterbox:
     """Where one frame landed inside the model input, to map boxes back."""
 
-    __slots__ = ("left", "top", "sx", "sy", "w", "h")
+    __slots__ = ("h", "left", "sx", "sy", "top", "w")
 
     def __init__(self, left: int, top: int, new_w: int, new_h: int, w: int, h: int) -> None:
         self.left, self.top, self.w, self.h = left, top, w, h
@@ -178,7 +187,7 @@ class OnnxModel:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise ValueError(f"expected a BGR uint8 HxWx3 image, got {image.dtype} {image.shape}")
         h, w = image.shape[:2]
-        W, H = self._in_w, self._in_h  # noqa: N806
+        W, H = self._in_w, self._in_h
         r = min(W / w, H / h)
         new_w, new_h = min(W, max(1, round(w * r))), min(H, max(1, round(h * r)))
         left, top = (W - new_w) // 2, (H - new_h) // 2
@@ -261,9 +270,7 @@ class OnnxModel:
         cx, cy, bw, bh = pred[:4, cand].astype(np.float32)
         xywh = np.stack([cx - bw / 2, cy - bh / 2, bw, bh], axis=1)
         t = self.manifest.thresholds
-        idx = cv2.dnn.NMSBoxesBatched(
-            xywh, score, cls.astype(np.int32), 0.0, t.iou, top_k=self.manifest.max_detections
-        )
+        idx = cv2.dnn.NMSBoxesBatched(xywh, score, cls.astype(np.int32), 0.0, t.iou, top_k=self.manifest.max_detections)
         idx = np.asarray(idx, np.intp).reshape(-1)
         if not idx.size:
             return Observations()

@@ -40,8 +40,16 @@ def test_bundled_demo_yaml_is_the_embedded_demo_camera() -> None:
         ({"cadence_s": 0}, "cameras.1.cadence_s", "greater than or equal"),
         ({"location": {"grid_code": "1101-bad"}}, "cameras.1.location.grid_code", "pattern"),
         ({"location": {"division_code": "11"}}, "cameras.1.location.division_code", "pattern"),
-        ({"zones": [{"name": "z", "purpose": "wall", "polygon": [[0, 0], [1.5, 0], [1, 1]]}]}, "cameras.1.zones.0.polygon.1.0", "less than"),
-        ({"zones": [{"name": "z", "purpose": "moon", "polygon": [[0, 0], [1, 0], [1, 1]]}]}, "cameras.1.zones.0.purpose", "no_vending"),
+        (
+            {"zones": [{"name": "z", "purpose": "wall", "polygon": [[0, 0], [1.5, 0], [1, 1]]}]},
+            "cameras.1.zones.0.polygon.1.0",
+            "less than",
+        ),
+        (
+            {"zones": [{"name": "z", "purpose": "moon", "polygon": [[0, 0], [1, 0], [1, 1]]}]},
+            "cameras.1.zones.0.purpose",
+            "no_vending",
+        ),
         ({"problems": ["99999"]}, "cameras.1.problems", "unknown problem"),
         ({"source": {"url": "rtsp://admin:secret@10.0.0.2/s"}}, "cameras.1.source.url", "password_env"),
         ({"rules": {"09006": {"schedule": "night"}}}, "cameras.1", "no schedule named 'night'"),
@@ -98,5 +106,7 @@ def test_config_check_cli_names_file_camera_and_field(tmp_path: Path) -> None:
     ],
 )
 def test_night_schedule_crossing_midnight(when: datetime, active: bool) -> None:
-    night = Schedule.model_validate({"windows": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "22:00", "end": "06:00"}]})
+    night = Schedule.model_validate(
+        {"windows": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "22:00", "end": "06:00"}]}
+    )
     assert night.active(when) is active

@@ -54,9 +54,7 @@ def test_stream_has_expected_frames_fps_and_gop(videos: dict[str, Path]) -> None
         stream = c.streams.video[0]
         assert stream.average_rate == SPEC.fps
         assert (stream.codec_context.width, stream.codec_context.height) == (SPEC.width, SPEC.height)
-        key_frames = [
-            round(float(p.pts * p.time_base) * SPEC.fps) for p in c.demux(stream) if p.size and p.is_keyframe
-        ]
+        key_frames = [round(float(p.pts * p.time_base) * SPEC.fps) for p in c.demux(stream) if p.size and p.is_keyframe]
     assert abs(len(_decode(videos["stall"])) - SPEC.frame_count) <= 1
     assert key_frames[0] == 0
     assert set(np.diff(key_frames)) == {SPEC.gop_frames}

@@ -371,7 +371,7 @@ def test_bad_manifest_names_the_field(tmp_path: Path, overrides: dict[str, Any],
 
 
 def test_missing_or_broken_manifest(tmp_path: Path) -> None:
-    with pytest.raises(ModelManifestError, match="manifest.yaml"):
+    with pytest.raises(ModelManifestError, match=r"manifest\.yaml"):
         load_manifest(tmp_path)
     (tmp_path / "manifest.yaml").write_text("name: [unclosed\n")
     with pytest.raises(ModelManifestError, match="YAML"):

@@ -104,7 +104,9 @@ def test_case_key_is_place_and_problem_and_survives_cell_border_jitter() -> None
     d = (0.64, 0.45, 0.7900, 0.70)  # centre x 0.715 → cell 5 (0.625..0.75); move to cell 6:
     e = (0.70, 0.45, 0.8600, 0.70)  # centre x 0.78 → cell 6
     for i, box in enumerate([a, b, c, d, e]):
-        tracker.update(rules.findings(stationary(box), T0 + timedelta(seconds=30 * i)), T0 + timedelta(seconds=30 * i), set())
+        tracker.update(
+            rules.findings(stationary(box), T0 + timedelta(seconds=30 * i)), T0 + timedelta(seconds=30 * i), set()
+        )
     assert list(tracker.candidates) == ["c1|p2|walk|09006|5,5"]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 import threading
 import time
@@ -34,7 +35,9 @@ class Collector:
             return len(self.frames)
 
 
-def reader(url: str, cadence: float = 5.0, ring: PacketRing | None = None, **src: object) -> tuple[StreamReader, Collector]:
+def reader(
+    url: str, cadence: float = 5.0, ring: PacketRing | None = None, **src: object
+) -> tuple[StreamReader, Collector]:
     sink = Collector()
     opts = ReaderOptions(cadence_s=cadence, open_timeout_s=2, read_timeout_s=2, backoff_min_s=0.2, backoff_max_s=1)
     source = Source(url=url, **{"loop": False, **src})
@@ -63,7 +66,7 @@ class CountingDecodes:
         self.n = 0
         original = sources._DueDecoder._decode
 
-        def counted(dec, packet, ctx):  # noqa: ANN001, ANN202
+        def counted(dec, packet, ctx):
             self.n += 1
             return original(dec, packet, ctx)
 
@@ -87,7 +90,7 @@ def test_long_gop_decodes_forward_to_the_due_frame(shared_video, monkeypatch) ->
     r.start()
     r.join(60)
     got = offsets(sink)
-    gaps = [b - a for a, b in zip(got[2:], got[3:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(got[2:])]
     assert gaps and all(abs(g - 2.0) < 0.05 for g in gaps)  # once the GOP is known: every 2 s
     with av.open(str(shared_video("car-detection.mp4"))) as c:
         total = c.streams.video[0].frames
@@ -102,13 +105,13 @@ def test_file_clock_maps_pts_to_start_time_and_loops_forward(short_street: Path)
     r.join(10)
     ts = [f.ts for f in sink.frames]
     assert ts[0].isoformat() == "2026-03-02T10:00:00+08:00"
-    assert all(b - a >= timedelta(seconds=29) for a, b in zip(ts, ts[1:], strict=False))  # never backwards at the loop
+    assert all(b - a >= timedelta(seconds=29) for a, b in itertools.pairwise(ts))  # never backwards at the loop
     assert ts[-1] - ts[0] >= timedelta(seconds=150)  # 2-minute file, so it looped
 
 
 def test_clip_is_remuxed_from_the_ring_without_reencoding(short_street: Path, tmp_path: Path) -> None:
     ring = PacketRing(seconds=20)
-    r, sink = reader(str(short_street), cadence=5.0, ring=ring)
+    r, _ = reader(str(short_street), cadence=5.0, ring=ring)
     start = DEFAULT_FILE_START + timedelta(seconds=30)
     done = ring.request(start - timedelta(seconds=3), start + timedelta(seconds=3), tmp_path / "clip.mp4")
     r.start()
