@@ -36,6 +36,7 @@ from detector.sources import ReaderOptions, SnapshotReader, SourceError, StreamR
 log = logging.getLogger(__name__)
 
 HEALTH_EVERY_S = 5.0
+RETENTION_EVERY_S = 3600.0
 
 
 @dataclass
@@ -57,7 +58,7 @@ class GridSight:
         self.store = EvidenceStore(s.evidence_root)
         with self.sessions() as sess:
             self.store.sweep_orphans(sess)
-            self.store.apply_retention(sess, datetime.now(UTC), s.retention_days)
+        self._apply_retention()
         self.incidents = IncidentManager(self.sessions, self.store, self.config.taxonomy)
         self.queues = FrameQueues()
         self.pipeline = Pipeline(self.incidents, self.queues, self._save_analyzer_state)
@@ -199,6 +200,12 @@ class GridSight:
                     a.load_state(row.analyzer_state)
             return row.last_frame_at
 
+    def _apply_retention(self) -> None:
+        with self.sessions() as sess:
+            removed = self.store.apply_retention(sess, datetime.now(UTC), self.config.settings.retention_days)
+        if removed:
+            log.info("evidence past retention deleted", extra={"files": removed})
+
     def _save_health(self) -> None:
         with self.sessions.begin() as s:
             for cam_id, h in self.healths.items():
@@ -220,12 +227,16 @@ class GridSight:
             signal.signal(signal.SIGINT, on_signal)
             signal.signal(signal.SIGTERM, on_signal)
         deadline = None if duration_s is None else time.monotonic() + duration_s
+        retention_due = time.monotonic() + RETENTION_EVERY_S
         while not self._stop.is_set():
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 break
             self._stop.wait(HEALTH_EVERY_S if left is None else min(HEALTH_EVERY_S, left))
             self._save_health()
+            if time.monotonic() >= retention_due:
+                retention_due += RETENTION_EVERY_S
+                self._apply_retention()
 
     def request_stop(self) -> None:
         self._stop.set()

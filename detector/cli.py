@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from detector.config import load_config
+from detector.config import DEFAULT_TZ, load_config
 
 DEFAULT_CONFIG = Path("camera_config")
 
@@ -39,6 +40,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_incidents(args: argparse.Namespace) -> int:
+    """Prints the newest incidents with the paths of their evidence files."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import selectinload
+
+    from detector.db import Incident, make_engine, session_factory
+
+    loaded = load_config(args.config)
+    s = loaded.settings
+    engine = make_engine(s.database_url)
+    with session_factory(engine)() as session:
+        rows = session.scalars(
+            select(Incident).options(selectinload(Incident.evidence)).order_by(Incident.id.desc()).limit(args.limit)
+        ).all()
+        if not rows:
+            print("no incidents yet")
+        for inc in rows:
+            name = loaded.taxonomy[inc.problem_code].name_zh if inc.problem_code in loaded.taxonomy else ""
+            opened, seen = (t.astimezone(ZoneInfo(DEFAULT_TZ)).isoformat() for t in (inc.opened_at, inc.last_seen_at))
+            print(f"#{inc.id} {inc.state:9} {inc.problem_code} {name} camera={inc.camera_id} zone={inc.zone} "
+                  f"opened={opened} last_seen={seen} recurrences={inc.recurrences}")  # fmt: skip
+            for e in inc.evidence:
+                print(f"    {e.kind:9} {(s.evidence_root / e.path).resolve()}")
+    engine.dispose()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gridsight", description="GridSight video channel")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -54,6 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     check = config_sub.add_parser("check", help="validate a configuration directory or file")
     check.add_argument("path", type=Path)
     check.set_defaults(func=cmd_config_check)
+
+    incidents = sub.add_parser("incidents", help="list the newest incidents and their evidence files")
+    incidents.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="configuration directory")
+    incidents.add_argument("--limit", type=int, default=10)
+    incidents.set_defaults(func=cmd_incidents)
 
     args = parser.parse_args(argv)
     return int(args.func(args))

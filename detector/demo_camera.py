@@ -12,7 +12,7 @@ from detector.demo import DEMO_NO_VENDING_ZONE
 DEMO_CAMERA = {
     "id": "demo-street-01",
     "name": "示范街东段 演示摄像头",
-    "source": {"url": "demo://street", "loop": True, "start_time": "2026-01-05T09:00:00+08:00"},
+    "source": {"url": "demo://street", "loop": False, "start_time": "2026-01-05T09:00:00+08:00"},
     "location": {
         "address": "示范区示范街道 幸福路 12 号门前",
         "lon": 116.2230,

@@ -34,7 +34,8 @@ class SceneGate:
     def _thumb(self, image: NDArray[np.uint8]) -> NDArray[np.float32]:
         h, w = image.shape[:2]
         size = (GATE_WIDTH, max(1, round(GATE_WIDTH * h / w)))
-        grey = cv2.cvtColor(cv2.resize(image, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+        step = max(1, w // (GATE_WIDTH * 4))  # subsample first: area-averaging a full 1080p frame costs ~3 ms
+        grey = cv2.cvtColor(cv2.resize(image[::step, ::step], size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
         return cv2.GaussianBlur(grey, (3, 3), 0).astype(np.float32)
 
     def should_analyze(self, frame: Frame) -> bool:

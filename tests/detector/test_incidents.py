@@ -39,9 +39,9 @@ IMAGE = cv2.resize(np.random.default_rng(0).integers(0, 255, (36, 64, 3), np.uin
 class World:
     """A manager on a real database; `restart()` builds a new one on the same files."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, url: str) -> None:
         self.root = root
-        self.engine = make_engine(f"sqlite:///{root / 'db.sqlite'}")
+        self.engine = make_engine(url)
         migrate(self.engine)
         self.sessions = session_factory(self.engine)
         self.store = EvidenceStore(root / "evidence")
@@ -67,9 +67,14 @@ class World:
             return list(s.scalars(select(IncidentEvent.kind).order_by(IncidentEvent.id)))
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> World:
-    return World(tmp_path)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> World:
+    if request.param == "sqlite":
+        return World(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}")
+    url = request.getfixturevalue("postgres_url")
+    w = World(tmp_path, url)
+    request.addfinalizer(w.engine.dispose)
+    return w
 
 
 def test_open_present_clear_recur_on_one_row(world: World) -> None:
