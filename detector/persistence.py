@@ -56,14 +56,15 @@ class PersistenceTracker:
     rules: CameraRules
     candidates: dict[str, Candidate] = field(default_factory=dict)
 
-    def _key_for(self, f: Finding, known: Iterable[str]) -> str:
+    def _key_for(self, f: Finding, pools: tuple[Iterable[str], ...]) -> str:
         key = case_key(self.rules.camera, f.problem_code, f.zone, f.cell)
         if key in self.candidates:
             return key
-        # An object on a cell border may flip cells: reuse a neighbouring key, first
-        # of a live candidate, then of a recent incident (so it recurs, not reopens).
+        # An object on a cell border may flip cells, or show as two parts: reuse a
+        # neighbouring key, in the order of `pools` (live candidates, keys given out
+        # in this analysis, recent incidents — so a problem recurs, not reopens).
         prefix, (cx, cy) = _prefix_and_cell(key)
-        for pool in (self.candidates, known):
+        for pool in pools:
             for other in pool:
                 p, (ox, oy) = _prefix_and_cell(other)
                 if p == prefix and abs(ox - cx) <= 1 and abs(oy - cy) <= 1:
@@ -79,10 +80,10 @@ class PersistenceTracker:
         `known`: keys of recently cleared incidents, preferred for neighbouring cells.
         """
         best: dict[str, Finding] = {}
-        for f in findings:
-            k = self._key_for(f, known)
-            if k not in best or f.score > best[k].score:
-                best[k] = f
+        known = list(known)
+        for f in sorted(findings, key=lambda f: -f.score):  # the strongest part names the place
+            k = self._key_for(f, (self.candidates, best, known))
+            best.setdefault(k, f)
         for k, f in best.items():
             if k not in self.candidates:
                 n = self.rules.rules[f.problem_code].persistence.n

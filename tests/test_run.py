@@ -73,6 +73,8 @@ def test_run_opens_an_incident_with_evidence_served_over_http(short_street: Path
             body = http.get(e["url"]).content
             assert hashlib.sha256(body).hexdigest() == e["sha256"]
             if kind == "clip":
+                part = http.get(e["url"], headers={"Range": "bytes=0-99"})  # browsers seek with ranges
+                assert part.status_code == 206 and part.content == body[:100]
                 clip = tmp_path / "clip.mp4"
                 clip.write_bytes(body)
                 with av.open(str(clip)) as c:
@@ -144,3 +146,35 @@ def test_settings_file_is_respected(tmp_path: Path, short_street: Path) -> None:
     api_url(proc)
     assert proc.wait(60) == 0
     assert "INFO    detector.app: gridsight started" in (tmp_path / "log.txt").read_text()
+
+
+def test_the_default_demo_camera_ends_with_an_incident(tmp_path: Path) -> None:
+    """The quickstart: the bundled demo config (paths moved to tmp) opens a real incident."""
+    from tests.conftest import REPO
+
+    cfg = tmp_path / "config"
+    cfg.mkdir()
+    (cfg / "demo.yaml").write_text((REPO / "camera_config" / "demo.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    settings = yaml.safe_load((REPO / "camera_config" / "settings.yaml").read_text())
+    settings.update(
+        database_url=f"sqlite:///{tmp_path / 'gridsight.db'}",
+        evidence_root=str(tmp_path / "evidence"),
+        cache_dir=str(REPO / "var" / "cache"),  # share the generated demo video with the quickstart
+        api_port=0,
+    )
+    (cfg / "settings.yaml").write_text(yaml.safe_dump(settings))
+    proc = start(cfg, 20, tmp_path)
+    api_url(proc)
+    assert proc.wait(300) == 0
+    out = subprocess.run(
+        [sys.executable, "-m", "detector.cli", "incidents", "--config", str(cfg)], capture_output=True, text=True
+    ).stdout
+    assert "09006 占道经营 camera=demo-street-01 zone=sidewalk-east" in out
+    files = re.findall(r"(clean|annotated|clip)\s+(\S+)", out)
+    assert {k for k, _ in files} == {"clean", "annotated", "clip"}
+    for kind, path in files:
+        if kind == "clip":
+            with av.open(path) as c:
+                assert sum(1 for _ in c.decode(video=0)) >= 90  # 5 s before + 5 s after, 10 fps
+        else:
+            assert cv2.imread(path).shape == (720, 1280, 3)

@@ -20,7 +20,9 @@ def frame(i: int, image: np.ndarray, seconds: float) -> Frame:
 
 def test_unchanged_scene_is_skipped_but_reanalysed_every_max_skip() -> None:
     gate = SceneGate(threshold=2.0, max_skip=timedelta(minutes=1))
-    noisy = [np.clip(BASE + np.random.default_rng(i).normal(0, 2, BASE.shape), 0, 255).astype(np.uint8) for i in range(20)]
+    noisy = [
+        np.clip(BASE + np.random.default_rng(i).normal(0, 2, BASE.shape), 0, 255).astype(np.uint8) for i in range(20)
+    ]
     decisions = [gate.should_analyze(frame(i, img, 10 * i)) for i, img in enumerate(noisy)]
     # first frame, then once a minute (every 6th analysis at 10 s)
     assert [i for i, d in enumerate(decisions) if d] == [0, 6, 12, 18]

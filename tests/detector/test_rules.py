@@ -134,3 +134,13 @@ def test_decide(hit, qualifies, last_seen_s, cleared_s, expect) -> None:
         recur_window=timedelta(hours=24),
     )
     assert got == expect
+
+
+def test_an_object_seen_as_two_parts_in_neighbouring_cells_is_one_candidate() -> None:
+    rules = CameraRules.build(camera(), TAX)
+    tracker = PersistenceTracker(rules)
+    umbrella = (0.55, 0.45, 0.62, 0.70)  # bottom-centre x 0.585 → cell 4
+    table = (0.60, 0.50, 0.70, 0.70)  # bottom-centre x 0.65 → cell 5
+    obs = Observations.build([umbrella, table], [0.6, 0.8], ["occupancy:stationary"] * 2)
+    tracker.update(rules.findings(obs, T0), T0, set())
+    assert list(tracker.candidates) == ["c1|p2|walk|09006|5,5"]  # named by the stronger part
