@@ -31,7 +31,15 @@ from detector.model_manifest import ModelManifestError
 from detector.pipeline import CameraRuntime, FrameQueues, Pipeline
 from detector.ring import PacketRing
 from detector.rules import CameraRules
-from detector.sources import ReaderOptions, SnapshotReader, SourceError, StreamReader, is_file_source, resolve_url
+from detector.sources import (
+    Reader,
+    ReaderOptions,
+    SnapshotReader,
+    SourceError,
+    StreamReader,
+    is_file_source,
+    resolve_url,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +51,7 @@ RETENTION_EVERY_S = 3600.0
 class GridSight:
     config: LoadedConfig
     healths: dict[str, CameraHealth] = field(default_factory=dict)
-    readers: list[StreamReader | SnapshotReader] = field(default_factory=list)
+    readers: list[Reader] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _models: dict[str, OnnxModel] = field(default_factory=dict)
     api_port: int | None = None

@@ -119,8 +119,43 @@ class Backoff:
         self.attempt = 0
 
 
-class StreamReader:
-    """Reads one camera's stream (RTSP, HTTP, file) in its own thread."""
+class Reader:
+    """One camera's source in its own thread; failures stay inside it (see `health`)."""
+
+    def __init__(self, camera_id: str, url: str, sink: FrameSink, health: CameraHealth, options: ReaderOptions) -> None:
+        self.camera_id = camera_id
+        self._url = url  # may hold credentials: never log it, use self.safe_url
+        self.safe_url = redact(url)
+        self.sink = sink
+        self.health = health
+        self.opts = options
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"reader-{camera_id}", daemon=True)
+        self._index = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def _emit(self, image: np.ndarray, ts: datetime) -> None:
+        self._index += 1
+        self.sink(Frame(self.camera_id, self._index, ts, image))
+
+
+class StreamReader(Reader):
+    """Reads one camera's stream (RTSP, HTTP, file)."""
 
     def __init__(
         self,
@@ -134,35 +169,16 @@ class StreamReader:
         decode: bool = True,
         resume_from: datetime | None = None,
     ) -> None:
-        self.camera_id = camera_id
+        super().__init__(camera_id, url, sink, health, options)
         self.source = source
-        self._url = url  # may hold credentials: never log it, use self.safe_url
-        self.safe_url = redact(url)
-        self.sink = sink
-        self.health = health
-        self.opts = options
         self.ring = ring
         self.decode = decode  # False: a record-only reader that only fills the ring
         self.is_file = is_file_source(source.url)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"reader-{camera_id}", daemon=True)
-        self._index = 0
         self._loop_offset = 0.0  # seconds added to PTS after each loop of a file
         self._start = source.start_time or DEFAULT_FILE_START
         # File sources resume where the pipeline clock stopped (restart after a crash),
         # so the camera's time never runs backwards.
         self._resume_s = max(0.0, (resume_from - self._start).total_seconds()) if resume_from else 0.0
-
-    # ------------------------------------------------------------ lifecycle
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
 
     def _run(self) -> None:
         backoff = Backoff(self.opts.backoff_min_s, self.opts.backoff_max_s)
@@ -286,11 +302,6 @@ class StreamReader:
             self._loop_offset = (resume // duration) * duration
         return resume
 
-    def _emit(self, image: np.ndarray, ts: datetime) -> None:
-        self._index += 1
-        frame = Frame(self.camera_id, self._index, ts, image)
-        self.sink(frame)
-
 
 class _DueDecoder:
     """Chooses which packets reach the decoder (see module docstring).
@@ -376,28 +387,8 @@ def _seconds(packet: av.Packet) -> float | None:
     return float(ts * packet.time_base)
 
 
-class SnapshotReader:
+class SnapshotReader(Reader):
     """Polls a still-image URL at the cadence (cameras that only offer snapshots)."""
-
-    def __init__(self, camera_id: str, url: str, sink: FrameSink, health: CameraHealth, options: ReaderOptions) -> None:
-        self.camera_id = camera_id
-        self._url = url
-        self.safe_url = redact(url)
-        self.sink = sink
-        self.health = health
-        self.opts = options
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"snapshot-{camera_id}", daemon=True)
-        self._index = 0
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
 
     def _run(self) -> None:
         backoff = Backoff(self.opts.backoff_min_s, self.opts.backoff_max_s)
@@ -417,8 +408,7 @@ class SnapshotReader:
                 if self.health.set_state(CameraState.LIVE):
                     log.info("camera live", extra={"camera": self.camera_id, "url": self.safe_url})
                 self.health.packet()
-                self._index += 1
-                self.sink(Frame(self.camera_id, self._index, datetime.now(UTC), image))
+                self._emit(image, datetime.now(UTC))
                 self._stop.wait(self.opts.cadence_s)
         self.health.set_state(CameraState.STOPPED)
 

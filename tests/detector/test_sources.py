@@ -162,7 +162,7 @@ def test_a_url_that_never_answers_is_failed_with_an_error_and_retried() -> None:
         assert "127.0.0.1" in (r.health.last_error or "")
         r.stop()
         r.join(10)
-        assert not r._thread.is_alive() and sink.count() == 0
+        assert not r.alive and sink.count() == 0
     finally:
         silent.close()
 
