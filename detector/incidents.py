@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -31,7 +29,7 @@ from detector.db import Candidate as CandidateRow
 from detector.evidence import EvidenceStore, StoredFile, annotate
 from detector.persistence import Action, Candidate, PersistenceTracker, decide
 from detector.ring import PacketRing
-from detector.rules import CameraRules
+from detector.rules import CameraRules, Finding
 from detector.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
@@ -112,16 +110,13 @@ class IncidentManager:
                 if code not in rules.rules:
                     continue  # the camera no longer watches this problem
                 n = rules.rules[code].persistence.n
-                hist = deque(((datetime.fromisoformat(t), bool(h)) for t, h in row.history), maxlen=n)
-                tracker.candidates[row.case_key] = Candidate(
-                    row.case_key, code, row.first_seen_at, row.last_hit_at, hist, None, row.score, tuple(row.box)
-                )
+                tracker.candidates[row.case_key] = Candidate.from_row(row.case_key, code, n, row)
         self.cameras[cam.id] = state
         return state
 
     # ------------------------------------------------------------ per analysis
 
-    def process(self, camera_id: str, image: NDArray[np.uint8], findings: list[Any], ts: datetime) -> None:
+    def process(self, camera_id: str, image: NDArray[np.uint8], findings: list[Finding], ts: datetime) -> None:
         cam = self.cameras[camera_id]
         keep = set(cam.active) | {k for k in self.pending if k.startswith(camera_id + "|")}
         recent = [k for k, at in cam.cleared.items() if timedelta(0) <= ts - at <= self.recur_window]

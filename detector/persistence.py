@@ -32,6 +32,12 @@ class Candidate:
     def hits(self) -> int:
         return sum(1 for _, hit in self.history if hit)
 
+    @classmethod
+    def from_row(cls, key: str, code: str, n: int, row: Any) -> Candidate:
+        """The inverse of `to_row` (a `detector.db.Candidate` row)."""
+        history = deque(((datetime.fromisoformat(t), bool(h)) for t, h in row.history), maxlen=n)
+        return cls(key, code, row.first_seen_at, row.last_hit_at, history, None, row.score, tuple(row.box))
+
     def to_row(self) -> dict[str, Any]:
         return {
             "case_key": self.key,
