@@ -9,6 +9,7 @@ from fastapi.responses import FileResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from api import cases
 from api.deps import ApiContext, SessionDep
 from api.schemas import (
     CameraPublic,
@@ -25,6 +26,7 @@ from detector.db import Incident
 def create_app(ctx: ApiContext) -> FastAPI:
     app = FastAPI(title="GridSight", version="0.1.0", description="Video channel of the grid-management platform.")
     app.state.ctx = ctx
+    app.include_router(cases.router)
 
     def camera_public(cam: Camera) -> CameraPublic:
         h = ctx.health(cam.id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from detector.config import Camera
 from detector.evidence import EvidenceStore
+from detector.filing.cases import CaseService
 from detector.health import HealthSnapshot
 from detector.taxonomy import Taxonomy
 
@@ -24,6 +25,9 @@ class ApiContext:
     taxonomy: Taxonomy
     cameras: dict[str, Camera]
     health: Callable[[str], HealthSnapshot | None]
+    cases: CaseService
+    callback_secret: str | None = None  # HMAC secret of platform status callbacks
+    status_map: dict[str, str] = field(default_factory=dict)  # platform status names → GridSight's
 
 
 def get_context(request: Request) -> ApiContext:

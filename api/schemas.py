@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class CameraPublic(BaseModel):
@@ -63,3 +63,59 @@ class IncidentDetail(IncidentPublic):
 class IncidentPage(BaseModel):
     total: int
     items: list[IncidentPublic]
+
+
+class CaseHistoryPublic(BaseModel):
+    ts: datetime
+    from_status: str | None
+    to_status: str
+    source: str
+    note: str | None
+
+
+class OutboxPublic(BaseModel):
+    id: int
+    kind: str
+    state: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime
+
+
+class CasePublic(BaseModel):
+    id: int
+    incident_id: int
+    problem_code: str
+    status: str
+    platform_case_id: str | None
+    deadline: datetime
+    recurrence_of: int | None
+    verification: str | None
+    payload: dict[str, Any]
+
+
+class CaseDetail(CasePublic):
+    history: list[CaseHistoryPublic]
+    outbox: list[OutboxPublic]
+
+
+class ReviewVerdict(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    verdict: Literal["confirm", "reject", "relabel"]
+    problem_code: str | None = Field(None, pattern=r"^\d{5}$", description="relabel: the right problem type.")
+    note: str = Field("", max_length=500)
+
+
+class StatusChange(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    status: Literal["accepted", "filed", "dispatched", "handled", "verified", "closed", "voided"]
+    note: str | None = Field(None, max_length=500)
+
+
+class PlatformCallback(BaseModel):
+    case_id: str = Field(min_length=1, max_length=64)
+    status: str = Field(min_length=1, max_length=32)
+    ts: datetime | None = None
+    note: str | None = Field(None, max_length=2000)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,10 +22,13 @@ from detector import logs
 from detector.analyzers.base import Analyzer
 from detector.analyzers.occupancy import OccupancyAnalyzer, OccupancyParams
 from detector.analyzers.onnx_detector import ObjectDetector, OnnxModel, OnnxModelError
-from detector.config import Camera, LoadedConfig, load_config
+from detector.config import Camera, HttpJsonPlatform, LoadedConfig, LocalPlatform, load_config
 from detector.db import CameraRow, make_engine, migrate, session_factory
 from detector.demo_camera import demo_camera
 from detector.evidence import EvidenceStore
+from detector.filing.cases import CaseService
+from detector.filing.filer import Filer
+from detector.filing.platform import make_adapter
 from detector.gate import SceneGate
 from detector.health import CameraHealth, HealthSnapshot
 from detector.incidents import IncidentManager
@@ -67,7 +72,11 @@ class GridSight:
         with self.sessions() as sess:
             self.store.sweep_orphans(sess)
         self._apply_retention()
-        self.incidents = IncidentManager(self.sessions, self.store, self.config.taxonomy)
+        cameras = {c.id: c for c in self.config.cameras}
+        self.cases = CaseService(self.config.taxonomy, s, self.store, cameras)
+        recur = timedelta(hours=s.filing.recurrence_window_hours)
+        self.incidents = IncidentManager(self.sessions, self.store, self.config.taxonomy, recur, cases=self.cases)
+        self.filer = build_filer(self.config, self.sessions, self.store, self.cases)
         self.queues = FrameQueues()
         self.pipeline = Pipeline(self.incidents, self.queues, self._save_analyzer_state)
         for cam in self.config.cameras:
@@ -78,6 +87,7 @@ class GridSight:
             except (SourceError, ValueError, OSError) as e:
                 log.error("camera skipped", extra={"camera": cam.id, "error": str(e)})
         self._start_api()
+        self.filer.start()
         self.pipeline.start()
         for r in self.readers:
             r.start()
@@ -171,6 +181,8 @@ class GridSight:
             taxonomy=self.config.taxonomy,
             cameras={c.camera.id: c.camera for c in self.pipeline.runtimes()},
             health=self.health,
+            cases=self.cases,
+            **platform_callbacks(s.platform),
         )
         config = uvicorn.Config(create_app(ctx), host=s.api_host, port=s.api_port, log_config=None, access_log=False)
         self._server = uvicorn.Server(config)
@@ -255,11 +267,28 @@ class GridSight:
         for r in self.readers:
             r.join(15)
         self.pipeline.stop()
+        self.filer.stop()
         self._save_health()
         self._server.should_exit = True
         self._api_thread.join(10)
         self.engine.dispose()
         log.info("gridsight stopped")
+
+
+def build_filer(
+    config: LoadedConfig, sessions: sessionmaker[Session], store: EvidenceStore, cases: CaseService
+) -> Filer:
+    """The filer for the configured platform (the local register by default)."""
+    platform = config.settings.platform
+    poll = platform.poll_every_s if isinstance(platform, HttpJsonPlatform) else None
+    adapter = make_adapter(platform, sessions)
+    return Filer(sessions, adapter, store, cases, config.settings.filing, poll_every_s=poll)
+
+
+def platform_callbacks(platform: LocalPlatform | HttpJsonPlatform) -> dict[str, Any]:
+    if not isinstance(platform, HttpJsonPlatform) or not platform.callback_secret_env:
+        return {}
+    return {"callback_secret": os.environ.get(platform.callback_secret_env), "status_map": platform.status_map}
 
 
 def build(config_dir: Path) -> GridSight:

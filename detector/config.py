@@ -27,7 +27,8 @@ from pydantic import (
     model_validator,
 )
 
-from detector.taxonomy import Persistence, RuleSpec, Taxonomy, load_taxonomy
+from detector.taxonomy import FilingPolicy, Persistence, RuleSpec, Taxonomy, load_taxonomy
+from detector.workcal import WorkCalendar
 
 DEFAULT_TZ = "Asia/Shanghai"
 SETTINGS_FILE = "settings.yaml"
@@ -38,6 +39,46 @@ class Strict(BaseModel):
 
 
 # ---------------------------------------------------------------- settings
+
+
+class LocalPlatform(Strict):
+    """Stand-alone: cases stay in GridSight with their own numbers and can be exported."""
+
+    type: Literal["local"] = "local"
+    case_prefix: str = Field("E", max_length=4, description="Case number = prefix + 大类 + 小类 + yyyyMMdd + seq.")
+
+
+class HttpJsonPlatform(Strict):
+    """The generic HTTP/JSON contract of docs/platform-api.md."""
+
+    type: Literal["http_json"]
+    base_url: str = Field(pattern=r"^https?://", description="e.g. https://platform.example/gridsight/v1")
+    token_env: str | None = Field(None, description="Environment variable with the bearer token.")
+    evidence: Literal["multipart", "links"] = Field("multipart", description="Upload files, or send signed links.")
+    public_url: str | None = Field(None, description="GridSight's own base URL, for evidence links.")
+    link_secret_env: str | None = Field(None, description="Environment variable with the link-signing secret.")
+    link_ttl_hours: float = Field(72, gt=0)
+    timeout_s: float = Field(10, gt=0, description="Per-request timeout.")
+    field_map: dict[str, str] = Field(default_factory=dict, description="Rename case fields, e.g. sxdm: eventCode.")
+    status_map: dict[str, str] = Field(default_factory=dict, description="Platform status names → GridSight's.")
+    callback_secret_env: str | None = Field(None, description="Environment variable with the callback HMAC secret.")
+    poll_every_s: float = Field(300, gt=0, description="Status polling interval for open cases.")
+
+    @model_validator(mode="after")
+    def _links_need_url(self) -> HttpJsonPlatform:
+        if self.evidence == "links" and not (self.public_url and self.link_secret_env):
+            raise ValueError("evidence: links needs public_url and link_secret_env")
+        return self
+
+
+class FilingSettings(Strict):
+    retry_min_s: float = Field(2, gt=0, description="First retry delay; doubles per attempt, with jitter.")
+    retry_max_s: float = Field(300, gt=0)
+    dead_after_hours: float = Field(24, gt=0, description="Undelivered this long → dead letter (manual retry).")
+    lease_s: float = Field(60, gt=0, description="A claimed message returns to the queue after this long.")
+    recurrence_window_hours: float = Field(72, ge=0, description="A problem back within this window is a recurrence.")
+    escalate_every_minutes: float = Field(60, gt=0, description="Fresh evidence interval for overdue cases.")
+    verify_grace_minutes: float = Field(2, ge=0, description="After 'handled', sightings this early do not count.")
 
 
 class Settings(Strict):
@@ -61,6 +102,9 @@ class Settings(Strict):
     api_host: str = Field("127.0.0.1", description="Address the HTTP API binds.")
     api_port: int = Field(8080, ge=0, le=65535, description="0 picks a free port.")
     inference_threads: int = Field(1, ge=1, le=64, description="ONNX Runtime intra-op threads.")
+    platform: Annotated[LocalPlatform | HttpJsonPlatform, Field(discriminator="type")] = LocalPlatform()
+    filing: FilingSettings = FilingSettings()
+    calendar: WorkCalendar = Field(default_factory=WorkCalendar, description="Working hours and holidays (时限).")
 
 
 # ---------------------------------------------------------------- cameras
@@ -136,6 +180,7 @@ class Location(Strict):
     street: str = Field("", description="街道 (also the co-dispatch target).")
     community: str = Field("", description="社区.")
     grid_code: str | None = Field(None, pattern=r"^[0-9A-Z]{15}$", description="15-char 单元网格标识码.")
+    area_class: str = Field("一般区", description="Area class for time limits, e.g. 核心区, 一般区.")
 
 
 class Source(Strict):
@@ -222,6 +267,8 @@ class Camera(Strict):
     schedules: dict[str, Schedule] = Field(default_factory=dict)
     problems: list[str] = Field(min_length=1, description="GB/T 47678.5 codes of the problems watched.")
     rules: dict[str, RuleOverride] = Field(default_factory=dict, description="Overrides keyed by problem code.")
+    filing: dict[str, FilingPolicy] = Field(default_factory=dict, description="Filing policy overrides by code.")
+    urgency: str = Field("一般", description="Urgency of this camera's cases: 紧急, 重大, 一般.")
     analyzers: Analyzers = Analyzers()
     gate: Gate = Gate()
     evidence: Evidence = Evidence()
@@ -232,6 +279,9 @@ class Camera(Strict):
         names = [z.name for z in self.zones]
         if len(set(names)) != len(names):
             raise ValueError(f"zone names must be unique, got {names}")
+        for code in self.filing:
+            if code not in self.problems:
+                raise ValueError(f"filing.{code}: problem {code} is not in problems")
         for code, rule in self.rules.items():
             if code not in self.problems:
                 raise ValueError(f"rules.{code}: problem {code} is not in problems")

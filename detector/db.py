@@ -90,6 +90,9 @@ class Incident(Base):
     score: Mapped[float] = mapped_column(Float)
     box: Mapped[list[Any]] = mapped_column(JSON)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Operator review: None (filed automatically), pending, confirmed, rejected, relabelled
+    review_state: Mapped[str | None] = mapped_column(String(16), index=True)
+    review_note: Mapped[str | None] = mapped_column(Text)
 
     events: Mapped[list[IncidentEvent]] = relationship(
         back_populates="incident", order_by="IncidentEvent.id", cascade="all, delete-orphan"
@@ -139,6 +142,60 @@ class Candidate(Base):
     history: Mapped[list[Any]] = mapped_column(JSON)  # [[iso ts, hit 0/1], ...] newest last
     score: Mapped[float] = mapped_column(Float)
     box: Mapped[list[Any]] = mapped_column(JSON)
+
+
+class Case(Base):
+    """What is filed to the platform for an incident (a recurrence after closing is a new case)."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    problem_code: Mapped[str] = mapped_column(String(5))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)  # the national fields, built once
+    status: Mapped[str] = mapped_column(String(16), index=True)  # queued | accepted | filed | ... | closed
+    platform_case_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    deadline: Mapped[datetime]
+    recurrence_of: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
+    verification: Mapped[str | None] = mapped_column(String(16))  # checking | cleared | not_resolved
+    verify_started_at: Mapped[datetime | None]
+    last_update_at: Mapped[datetime | None]  # pipeline time of the last still-present update
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    history: Mapped[list[CaseHistory]] = relationship(order_by="CaseHistory.id", cascade="all, delete-orphan")
+
+
+class CaseHistory(Base):
+    __tablename__ = "case_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    ts: Mapped[datetime]
+    from_status: Mapped[str | None] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))  # gridsight | poll | callback | operator
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class Outbox(Base):
+    """A message for the platform, written in the same transaction as the change it reports."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # file | update
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), index=True)  # pending | sending | done | dead
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 def make_engine(url: str) -> Engine:

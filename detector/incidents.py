@@ -27,6 +27,7 @@ from detector.config import DEFAULT_TZ, Camera
 from detector.db import CameraRow, EvidenceFile, Incident, IncidentEvent
 from detector.db import Candidate as CandidateRow
 from detector.evidence import EvidenceStore, StoredFile, annotate
+from detector.filing.cases import CaseService
 from detector.persistence import Action, Candidate, PersistenceTracker, decide
 from detector.ring import PacketRing
 from detector.rules import CameraRules, Finding
@@ -78,12 +79,14 @@ class IncidentManager:
         taxonomy: Taxonomy,
         recur_window: timedelta = timedelta(hours=24),
         on_event: Callable[[str, Incident], None] | None = None,
+        cases: CaseService | None = None,
     ) -> None:
         self.sessions = sessions
         self.store = store
         self.taxonomy = taxonomy
         self.recur_window = recur_window
         self.on_event = on_event
+        self.cases = cases  # None: incidents only, nothing is filed
         self.cameras: dict[str, CameraIncidents] = {}
         self.pending: dict[str, PendingOpen] = {}
 
@@ -142,12 +145,14 @@ class IncidentManager:
                 updates.append((action, key, c))
         with self.sessions.begin() as s:
             for action, key, c in updates:
-                self._apply(s, cam, action, key, c, ts)
+                self._apply(s, cam, action, key, c, ts, image)
             s.execute(update(CameraRow).where(CameraRow.id == camera_id).values(last_frame_at=ts))
             s.execute(delete(CandidateRow).where(CandidateRow.camera_id == camera_id))
             s.add_all(CandidateRow(camera_id=camera_id, **c.to_row()) for c in cam.tracker.candidates.values())
 
-    def _apply(self, s: Session, cam: CameraIncidents, action: Action, key: str, c: Candidate, ts: datetime) -> None:
+    def _apply(
+        self, s: Session, cam: CameraIncidents, action: Action, key: str, c: Candidate, ts: datetime, image: NDArray
+    ) -> None:
         act = cam.active[key]
         inc = s.get(Incident, act.id)
         if inc is None:  # deleted behind our back: forget it
@@ -157,6 +162,8 @@ class IncidentManager:
             inc.last_seen_at = ts
             inc.score = max(inc.score, c.score)
             act.last_seen = ts
+            if self.cases is not None:
+                self.cases.on_present(s, inc, ts, image)
             if inc.state not in ("open", "recurred") or ts <= inc.opened_at:
                 return  # still present: the row is updated, no event, no log line
             inc.state = act.state = "present"
@@ -170,6 +177,8 @@ class IncidentManager:
             )
             del cam.active[key]
             cam.cleared[key] = ts
+            if self.cases is not None:
+                self.cases.on_cleared(s, inc, ts, image)
         self._log(action, inc)
 
     # ------------------------------------------------------------ opening
@@ -254,12 +263,19 @@ class IncidentManager:
                 event = IncidentEvent(incident_id=inc.id, ts=ts, kind=p.action.value, details={"score": c.score})
                 s.add(event)
                 now = datetime.now(ts.tzinfo)
-                s.add_all(
+                rows = [
                     EvidenceFile(
                         incident_id=inc.id, kind=f.kind, path=f.path, sha256=f.sha256, bytes=f.bytes, created_at=now
                     )
                     for f in files
-                )
+                ]
+                s.add_all(rows)
+                s.flush()
+                if self.cases is not None:  # the case and its outbox message commit with the incident
+                    if p.action is Action.OPEN:
+                        self.cases.on_opened(s, inc)
+                    else:
+                        self.cases.on_recurred(s, inc, ts, rows)
         except IntegrityError:
             # Another writer (or an earlier life of this process) holds an active incident
             # at this key: it is the same problem, so nothing new is opened.

@@ -53,6 +53,39 @@ class Persistence(BaseModel):
 RuleSpec.model_rebuild()
 
 
+class Department(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=100, description="主管部门名称.")
+    code: str | None = Field(None, pattern=r"^[0-9A-Z]{18}$", description="统一社会信用代码 (18 chars).")
+
+
+class TimeLimitRule(BaseModel):
+    """处置时限 for one area class and urgency (None matches any)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    area_class: str | None = Field(None, description="e.g. 核心区, 一般区; None = any.")
+    urgency: str | None = Field(None, description="e.g. 紧急, 重大, 一般; None = any.")
+    amount: float = Field(gt=0)
+    unit: Literal["working_hours", "working_days", "natural_hours", "natural_days"]
+
+
+class FilingPolicy(BaseModel):
+    """When an incident is filed without an operator: confident and persistent enough."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["auto", "review"] = Field("review", description="review: always ask an operator first.")
+    min_score: float = Field(0.5, ge=0, le=1, description="auto: file directly at or above this score ...")
+    min_minutes: float = Field(0, ge=0, description="... and after this many minutes present; else review.")
+
+
+DEFAULT_DESCRIPTION = (
+    "{address}（{camera}）{zone_text}发现{name}，自{since}起持续约{minutes}分钟。视频自动发现，证据见附件。"
+)
+
+
 class ProblemType(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -64,6 +97,28 @@ class ProblemType(BaseModel):
         min_length=1, description="Analyzer labels that count, e.g. occupancy:stationary, detector:garbage."
     )
     rule: RuleSpec
+    case_type: Literal["事件", "部件"] = "事件"
+    filing_condition: str = Field("", description="立案条件 (shown to operators, sent with the case).")
+    closing_condition: str = Field("", description="结案条件.")
+    department: Department = Department(name="城市管理综合执法局")
+    time_limits: list[TimeLimitRule] = Field(
+        default_factory=lambda: [TimeLimitRule(amount=4, unit="working_hours")],
+        min_length=1,
+        description="The first rule matching the case's area class and urgency applies.",
+    )
+    description: str = Field(
+        DEFAULT_DESCRIPTION,
+        description="Chinese template; fields: name code camera address street community zone zone_text "
+        "since minutes score phones.",
+    )
+    filing: FilingPolicy = FilingPolicy()
+
+    def time_limit(self, area_class: str, urgency: str) -> TimeLimitRule:
+        """The applicable 处置时限 (the last rule is the fallback when none matches)."""
+        for rule in self.time_limits:
+            if rule.area_class in (None, area_class) and rule.urgency in (None, urgency):
+                return rule
+        return self.time_limits[-1]
 
 
 class Taxonomy:

@@ -1,0 +1,134 @@
+"""Cases, the review queue and the platform's status callbacks."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+from starlette.concurrency import run_in_threadpool
+
+from api.deps import ApiContext, ContextDep, SessionDep
+from api.schemas import (
+    CaseDetail,
+    CaseHistoryPublic,
+    CasePublic,
+    OutboxPublic,
+    PlatformCallback,
+    ReviewVerdict,
+    StatusChange,
+)
+from detector.db import Case, Incident, Outbox
+from detector.filing.cases import ReviewError
+from detector.filing.filer import retry_dead
+
+router = APIRouter(prefix="/api/v1")
+
+CALLBACK_MAX_AGE_S = 300
+
+
+def _public(case: Case) -> CasePublic:
+    return CasePublic.model_validate(case, from_attributes=True)
+
+
+@router.get("/cases", tags=["cases"])
+def list_cases(
+    s: SessionDep,
+    status: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[CasePublic]:
+    q = select(Case).order_by(Case.id.desc()).limit(limit).offset(offset)
+    if status:
+        q = q.where(Case.status == status)
+    return [_public(c) for c in s.scalars(q)]
+
+
+@router.get("/cases/{case_id}", tags=["cases"])
+def get_case(case_id: int, s: SessionDep) -> CaseDetail:
+    case = s.get(Case, case_id, options=[selectinload(Case.history)])
+    if case is None:
+        raise HTTPException(404, f"no case {case_id}")
+    outbox = s.scalars(select(Outbox).where(Outbox.case_id == case_id).order_by(Outbox.id)).all()
+    return CaseDetail(
+        **_public(case).model_dump(),
+        history=[CaseHistoryPublic.model_validate(h, from_attributes=True) for h in case.history],
+        outbox=[OutboxPublic.model_validate(m, from_attributes=True) for m in outbox],
+    )
+
+
+@router.post("/cases/{case_id}/retry", tags=["cases"])
+def retry_case(case_id: int, s: SessionDep) -> dict[str, int]:
+    """Puts the case's dead-lettered messages back in the filing queue."""
+    if s.get(Case, case_id) is None:
+        raise HTTPException(404, f"no case {case_id}")
+    n = retry_dead(s, case_id=case_id)
+    s.commit()
+    return {"requeued": n}
+
+
+@router.post("/cases/{case_id}/status", tags=["cases"])
+def set_case_status(case_id: int, change: StatusChange, s: SessionDep, ctx: ContextDep) -> CasePublic:
+    """Moves a case by hand (stand-alone centres using the local register)."""
+    case = s.get(Case, case_id)
+    if case is None:
+        raise HTTPException(404, f"no case {case_id}")
+    ctx.cases.apply_status(s, case, change.status, source="operator", note=change.note)
+    s.commit()
+    return _public(case)
+
+
+@router.get("/review/pending", tags=["review"])
+def pending_reviews(s: SessionDep, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> list[int]:
+    """Ids of incidents waiting for an operator, oldest first."""
+    q = select(Incident.id).where(Incident.review_state == "pending").order_by(Incident.id).limit(limit)
+    return list(s.scalars(q))
+
+
+@router.post("/review/{incident_id}", tags=["review"])
+def review(incident_id: int, verdict: ReviewVerdict, s: SessionDep, ctx: ContextDep) -> dict[str, int | str | None]:
+    try:
+        case = ctx.cases.review(s, incident_id, verdict.verdict, code=verdict.problem_code, note=verdict.note)
+    except ReviewError as e:
+        raise HTTPException(409 if "not waiting" in str(e) else 422, str(e)) from e
+    s.commit()
+    return {"incident_id": incident_id, "case_id": case.id if case else None, "verdict": verdict.verdict}
+
+
+@router.post("/platform/callback", tags=["platform"], status_code=204)
+async def platform_callback(request: Request, ctx: ContextDep) -> Response:
+    """Status change pushed by the platform, signed with HMAC-SHA256 (docs/platform-api.md)."""
+    body = await request.body()
+    if not ctx.callback_secret:
+        raise HTTPException(404, "status callbacks are not configured (platform.callback_secret_env)")
+    ts = request.headers.get("X-Platform-Timestamp", "")
+    sig = request.headers.get("X-Platform-Signature", "")
+    expected = hmac.new(ctx.callback_secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+    if not ts.isdigit() or abs(time.time() - int(ts)) > CALLBACK_MAX_AGE_S:
+        raise HTTPException(401, "missing or stale X-Platform-Timestamp")
+    if not hmac.compare_digest(expected, sig):
+        raise HTTPException(401, "bad X-Platform-Signature")
+    try:
+        cb = PlatformCallback.model_validate_json(body)
+    except ValidationError as e:
+        raise HTTPException(422, f"malformed callback: {e.errors(include_url=False)}") from e
+    await run_in_threadpool(_apply_callback, ctx, cb)  # the database is blocking I/O
+    return Response(status_code=204)
+
+
+def _apply_callback(ctx: ApiContext, cb: PlatformCallback) -> None:
+    with ctx.sessions() as s:
+        case = s.scalar(select(Case).where(Case.platform_case_id == cb.case_id))
+        if case is None:
+            raise HTTPException(404, f"no case with platform id {cb.case_id!r}")
+        status = ctx.status_map.get(cb.status, cb.status)
+        try:
+            ctx.cases.apply_status(s, case, status, source="callback", note=cb.note)
+        except ValueError as e:
+            raise HTTPException(422, str(e)) from e
+        s.commit()

@@ -1,0 +1,1 @@
+"""Filing cases to the platform: cases, outbox, filer, adapters."""
