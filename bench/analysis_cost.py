@@ -76,7 +76,7 @@ def write_config(folder: Path, video: Path, cadence: float, cameras: int) -> Non
         {
             "id": f"bench-{i}",
             "name": f"bench {i}",
-            "source": {"url": str(video), "loop": False, "realtime": False},
+            "source": {"url": str(video), "loop": False},
             "cadence_s": cadence,
             "zones": [{"name": "sidewalk", "purpose": "no_vending", "polygon": zone}],
             "problems": ["09006"],  # road-occupying stall

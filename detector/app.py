@@ -23,7 +23,7 @@ from detector.analyzers.base import Analyzer
 from detector.analyzers.occupancy import OccupancyAnalyzer, OccupancyParams
 from detector.analyzers.onnx_detector import ObjectDetector, OnnxModel, OnnxModelError
 from detector.config import Camera, HttpJsonPlatform, LoadedConfig, LocalPlatform, load_config
-from detector.db import CameraRow, make_engine, migrate, session_factory
+from detector.db import CameraRow, open_database
 from detector.demo_camera import demo_camera
 from detector.evidence import EvidenceStore
 from detector.filing.cases import CaseService
@@ -65,9 +65,7 @@ class GridSight:
 
     def start(self) -> None:
         s = self.config.settings
-        self.engine = make_engine(s.database_url)
-        migrate(self.engine)
-        self.sessions: sessionmaker[Session] = session_factory(self.engine)
+        self.engine, self.sessions = open_database(s.database_url)
         self.store = EvidenceStore(s.evidence_root)
         with self.sessions() as sess:
             self.store.sweep_orphans(sess)
@@ -210,10 +208,9 @@ class GridSight:
 
     def _restore(self, cam: Camera, analyzers: list[Analyzer]) -> datetime | None:
         """Reloads what the camera's analyzers learned; returns where its clock stopped."""
-        with self.sessions.begin() as s:
+        with self.sessions() as s:
             row = s.get(CameraRow, cam.id)
             if row is None:
-                s.add(CameraRow(id=cam.id, name=cam.name, state="connecting", updated_at=datetime.now(UTC)))
                 return None
             if row.analyzer_state:
                 for a in analyzers:  # only occupancy keeps state; the others ignore it

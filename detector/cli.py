@@ -45,12 +45,12 @@ def cmd_incidents(args: argparse.Namespace) -> int:
     from sqlalchemy import select
     from sqlalchemy.orm import selectinload
 
-    from detector.db import Incident, make_engine, session_factory
+    from detector.db import Incident, open_database
 
     loaded = load_config(args.config)
     s = loaded.settings
-    engine = make_engine(s.database_url)
-    with session_factory(engine)() as session:
+    engine, sessions = open_database(s.database_url)
+    with sessions() as session:
         rows = session.scalars(
             select(Incident).options(selectinload(Incident.evidence)).order_by(Incident.id.desc()).limit(args.limit)
         ).all()
@@ -64,6 +64,54 @@ def cmd_incidents(args: argparse.Namespace) -> int:
             for e in inc.evidence:
                 print(f"    {e.kind:9} {(s.evidence_root / e.path).resolve()}")
     engine.dispose()
+    return 0
+
+
+def cmd_filer(args: argparse.Namespace) -> int:
+    """Drains the filing outbox only (no cameras): for a separate filing process or after an outage."""
+    import signal
+    import threading
+    import time
+
+    from detector import logs
+    from detector.app import build_filer
+    from detector.db import open_database
+    from detector.evidence import EvidenceStore
+    from detector.filing.cases import CaseService
+
+    loaded = load_config(args.config)
+    s = loaded.settings
+    logs.configure(s.log_level, s.log_format)
+    engine, sessions = open_database(s.database_url)
+    store = EvidenceStore(s.evidence_root)
+    cases = CaseService(loaded.taxonomy, s, store, {c.id: c for c in loaded.cameras})
+    filer = build_filer(loaded, sessions, store, cases)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    filer.start()
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+        if args.until_empty and filer.pending() == 0:
+            break
+        stop.wait(0.5)
+    filer.stop()
+    print(f"sent {filer.sent}, failed attempts {filer.failed}, still queued {filer.pending()}")
+    engine.dispose()
+    return 0
+
+
+def cmd_cases_export(args: argparse.Namespace) -> int:
+    from detector.db import open_database
+    from detector.filing.export import export_cases
+
+    s = load_config(args.config).settings
+    engine, sessions = open_database(s.database_url)
+    base = args.evidence_base or str(s.evidence_root.resolve())
+    with sessions() as session:
+        n = export_cases(session, args.out, base)
+    engine.dispose()
+    print(f"{n} case(s) written to {args.out}")
     return 0
 
 
@@ -87,6 +135,20 @@ def main(argv: list[str] | None = None) -> int:
     incidents.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="configuration directory")
     incidents.add_argument("--limit", type=int, default=10)
     incidents.set_defaults(func=cmd_incidents)
+
+    filer = sub.add_parser("filer", help="only drain the filing outbox to the platform")
+    filer.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="configuration directory")
+    filer.add_argument("--for", dest="duration", type=float, default=None, metavar="SECONDS")
+    filer.add_argument("--until-empty", action="store_true", help="stop once nothing is left to send")
+    filer.set_defaults(func=cmd_filer)
+
+    cases = sub.add_parser("cases", help="case register tools")
+    cases_sub = cases.add_subparsers(dest="cases_command", required=True)
+    export = cases_sub.add_parser("export", help="export all cases as CSV or XLSX (by the file suffix)")
+    export.add_argument("out", type=Path)
+    export.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="configuration directory")
+    export.add_argument("--evidence-base", help="URL prefix of evidence links (default: the evidence folder)")
+    export.set_defaults(func=cmd_cases_export)
 
     args = parser.parse_args(argv)
     return int(args.func(args))

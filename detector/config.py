@@ -193,7 +193,12 @@ class Source(Strict):
     username_env: str | None = Field(None, description="Environment variable holding the user name.")
     password_env: str | None = Field(None, description="Environment variable holding the password.")
     loop: bool = Field(True, description="File sources: start again at the end.")
-    realtime: bool = Field(False, description="File sources: pace like a live camera instead of as fast as possible.")
+    speed: float | None = Field(
+        None,
+        gt=0,
+        description="File sources: pace at this multiple of real time (1 = like a live camera); "
+        "unset = as fast as analysis allows.",
+    )
     start_time: datetime | None = Field(
         None, description="File sources: pipeline time of PTS 0 (default: 2026-01-05 09:00 Asia/Shanghai)."
     )

@@ -228,3 +228,10 @@ def migrate(engine: Engine) -> None:
 
 def session_factory(engine: Engine) -> sessionmaker:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def open_database(url: str) -> tuple[Engine, sessionmaker]:
+    """An engine on a database migrated to the newest schema, and its session factory."""
+    engine = make_engine(url)
+    migrate(engine)
+    return engine, session_factory(engine)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -97,7 +97,9 @@ class IncidentManager:
         cam = rules.camera
         tracker = PersistenceTracker(rules)
         state = CameraIncidents(rules, tracker, ring)
-        with self.sessions() as s:
+        with self.sessions.begin() as s:
+            if s.get(CameraRow, cam.id) is None:  # the row that carries the camera's clock
+                s.add(CameraRow(id=cam.id, name=cam.name, state="connecting", updated_at=datetime.now(UTC)))
             for inc in s.scalars(
                 select(Incident).where(Incident.camera_id == cam.id, Incident.active_key.is_not(None))
             ):

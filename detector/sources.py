@@ -250,9 +250,9 @@ class StreamReader(Reader):
                         if pts_s < skip_until:
                             continue
                         ts = start + timedelta(seconds=pts_s)
-                        if self.source.realtime:
+                        if self.source.speed:
                             pace = pace or (pts_s, time.monotonic())
-                            lag = (pts_s - pace[0]) - (time.monotonic() - pace[1])
+                            lag = (pts_s - pace[0]) / self.source.speed - (time.monotonic() - pace[1])
                             if lag > 0 and self._stop.wait(lag):
                                 return False
                     else:

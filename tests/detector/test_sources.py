@@ -185,7 +185,7 @@ def test_rtsp_camera_stalls_reconnects_and_goes_live_while_others_keep_running(s
         pytest.skip(reason)
     with RtspServer({"cam": short_street}) as server:
         rtsp, rtsp_sink = reader(server.url("cam"), cadence=1.0)
-        other, other_sink = reader(str(short_street), cadence=1.0, realtime=True, loop=True)
+        other, other_sink = reader(str(short_street), cadence=1.0, speed=1.0, loop=True)
         rtsp.start()
         other.start()
         try:
