@@ -169,7 +169,7 @@ class Filer:
             path = self.store.resolve(row.path)
             ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
             filename = f"{row.kind}-{row.sha256[:16]}{Path(row.path).suffix}"
-            out.append(Attachment(row.kind, path, filename, row.sha256, row.bytes, ctype, url=row.path))
+            out.append(Attachment(row.kind, path, row.path, filename, row.sha256, row.bytes, ctype))
         return out
 
     # ------------------------------------------------------------ status sync

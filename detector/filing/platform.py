@@ -8,6 +8,7 @@ is part of the error, so the filer never guesses.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -41,12 +42,13 @@ class PlatformError(Exception):
 @dataclass(frozen=True, slots=True)
 class Attachment:
     kind: str
-    path: Path
+    path: Path  # on this machine
+    rel: str  # relative to the evidence root (what a signed link points at)
     filename: str
     sha256: str
     bytes: int
     content_type: str
-    url: str | None = None
+    url: str | None = None  # links mode only
 
     def describe(self) -> dict[str, Any]:
         item = {k: getattr(self, k) for k in ("kind", "filename", "sha256", "bytes", "content_type")}
@@ -114,11 +116,10 @@ class HttpJsonAdapter(PlatformAdapter):
         return {self.cfg.field_map.get(k, k): v for k, v in body.items()}
 
     def _link(self, att: Attachment) -> Attachment:
-        rel = att.url or ""
         expires = int(time.time() + self.cfg.link_ttl_hours * 3600)
-        sig = sign_link(self._link_secret, rel, expires)
-        url = f"{(self.cfg.public_url or '').rstrip('/')}/api/v1/evidence/{rel}?expires={expires}&sig={sig}"
-        return Attachment(att.kind, att.path, att.filename, att.sha256, att.bytes, att.content_type, url)
+        sig = sign_link(self._link_secret, att.rel, expires)
+        url = f"{(self.cfg.public_url or '').rstrip('/')}/api/v1/evidence/{att.rel}?expires={expires}&sig={sig}"
+        return dataclasses.replace(att, url=url)
 
     def _post(self, path: str, part: str, body: dict[str, Any], files: list[Attachment], key: str) -> dict[str, Any]:
         headers = {"Idempotency-Key": key}

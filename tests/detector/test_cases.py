@@ -64,7 +64,7 @@ class World:
             self.manager.poll()
             self.t += 1
 
-    def one(self, model):  # noqa: ANN001, ANN201
+    def one(self, model):
         with self.sessions() as s:
             return list(s.scalars(select(model).order_by(model.id)))
 
@@ -151,7 +151,7 @@ def test_a_problem_back_after_closing_is_a_linked_recurrence(tmp_path: Path) -> 
 def test_a_problem_back_before_closing_updates_the_open_case(tmp_path: Path) -> None:
     w = World(tmp_path)
     w.run("xxxx....xxxx")
-    [case] = w.one(Case)
+    assert len(w.one(Case)) == 1
     assert [m.payload.get("kind") for m in w.one(Outbox)] == [None, "still_present"]
 
 
@@ -168,18 +168,20 @@ def test_an_overdue_case_gets_fresh_evidence_at_the_escalation_interval(tmp_path
     assert all(m.payload["kind"] == "still_present" for m in updates)
 
 
+ENTRY = '{code: "%s", name_zh: a, name_en: a, outputs: [x], rule: {persistence: {k: 1, n: 1, minutes: 0}}}'
+
+
 @pytest.mark.parametrize(
     ("yaml_text", "message"),
     [
-        ('problems:\n  - {code: "09006", name_zh: a, name_en: a, outputs: [x], rule: {persistence: {k: 1, n: 1, minutes: 0}}}\n'
-         '  - {code: "09006", name_zh: b, name_en: b, outputs: [x], rule: {persistence: {k: 1, n: 1, minutes: 0}}}\n',
-         "problems.1.code: duplicate code 09006"),
-        ('problems:\n  - {code: "9006", name_zh: a, name_en: a, outputs: [x], rule: {persistence: {k: 1, n: 1, minutes: 0}}}\n',
-         "problems.0.code"),
+        (f"problems:\n  - {ENTRY % '09006'}\n  - {ENTRY % '09006'}\n", "problems.1.code: duplicate code 09006"),
+        (f"problems:\n  - {ENTRY % '9006'}\n", "problems.0.code"),
         ("problems: {}\n", "expected a top-level 'problems' list"),
     ],
-)  # fmt: skip
-def test_a_broken_taxonomy_file_is_refused_with_the_entry_and_field(tmp_path: Path, yaml_text: str, message: str) -> None:
+)
+def test_a_broken_taxonomy_file_is_refused_with_the_entry_and_field(
+    tmp_path: Path, yaml_text: str, message: str
+) -> None:
     path = tmp_path / "taxonomy.yaml"
     path.write_text(yaml_text)
     with pytest.raises(ValueError, match=message):
