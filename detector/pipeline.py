@@ -82,7 +82,7 @@ class CameraRuntime:
     health: CameraHealth
     analyzers: list[Analyzer]
     gate: SceneGate | None
-    last_obs: Observations = field(default_factory=Observations)
+    last_obs: dict[str, Observations] = field(default_factory=dict)  # per gated analyzer
     state_saved_at: datetime | None = None
     analyses: int = 0
     errors: int = 0
@@ -121,10 +121,14 @@ class Pipeline:
     def analyse(self, frame: Frame) -> None:
         rt = self.cameras[frame.camera_id]
         try:
-            if rt.gate is None or rt.gate.should_analyze(frame):
-                rt.last_obs = Observations.merge([a.analyze(frame) for a in rt.analyzers])
-                rt.analyses += 1
-            findings = rt.rules.findings(rt.last_obs, frame.ts)
+            changed = rt.gate is None or rt.gate.should_analyze(frame)
+            parts = []
+            for a in rt.analyzers:
+                if changed or not a.gated:
+                    rt.last_obs[a.name] = a.analyze(frame)
+                parts.append(rt.last_obs.get(a.name, Observations()))
+            rt.analyses += changed
+            findings = rt.rules.findings(Observations.merge(parts), frame.ts)
             self.incidents.process(rt.camera.id, frame.image, findings, frame.ts)
             rt.health.analysed(frame.ts)
             if rt.state_saved_at is None or frame.ts - rt.state_saved_at >= STATE_EVERY or frame.ts < rt.state_saved_at:

@@ -93,7 +93,7 @@ def test_run_opens_an_incident_with_evidence_served_over_http(short_street: Path
 
 
 def test_sigterm_stops_cleanly(short_street: Path, tmp_path: Path) -> None:
-    cfg = write_config(tmp_path, [street_camera(short_street, source={"url": str(short_street), "realtime": True})])
+    cfg = write_config(tmp_path, [street_camera(short_street, source={"url": str(short_street), "speed": 1.0})])
     proc = start(cfg, None, tmp_path)
     api_url(proc)
     time.sleep(2)

@@ -17,6 +17,9 @@ class Analyzer(ABC):
 
     #: prefix of the labels this analyzer emits, e.g. "occupancy" → "occupancy:stationary"
     name: str
+    #: True: skipped while the scene gate sees no change (its last observations stand).
+    #: Cheap analyzers that model the scene over time (occupancy) must see every due frame.
+    gated: bool = True
 
     @abstractmethod
     def analyze(self, frame: Frame) -> Observations:

@@ -114,6 +114,7 @@ class OccupancyAnalyzer(Analyzer):
     """
 
     name = "occupancy"
+    gated = False  # its backgrounds learn from every due frame; it is what tells change apart
 
     def __init__(self, params: OccupancyParams | None = None, mask: Sequence[Polygon] | None = None) -> None:
         self.params = params or OccupancyParams()

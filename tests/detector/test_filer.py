@@ -7,12 +7,9 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import cv2
 import httpx
-import numpy as np
 import pytest
 import uvicorn
 from sqlalchemy import select
@@ -20,16 +17,16 @@ from sqlalchemy import select
 from api.app import create_app
 from api.deps import ApiContext
 from detector.config import Camera, HttpJsonPlatform, Settings
-from detector.db import Case, CaseHistory, EvidenceFile, Incident, Outbox, open_database
+from detector.db import Case, CaseHistory, EvidenceFile, Outbox, open_database
 from detector.evidence import EvidenceStore
 from detector.filing.cases import CaseService
 from detector.filing.filer import Filer, retry_dead
 from detector.filing.platform import HttpJsonAdapter
 from detector.taxonomy import load_taxonomy
+from tests.support.builders import T0, queue_cases
 from tests.support.platform import PlatformServer, sign_callback
 
 TAX = load_taxonomy(None)
-T0 = datetime(2026, 3, 6, 10, 0, tzinfo=UTC)
 SECRET = "cb-secret"
 CAMERA = Camera.model_validate(
     {
@@ -40,30 +37,6 @@ CAMERA = Camera.model_validate(
         "problems": ["09006"],
     }
 )
-
-
-def queue_cases(sessions, store: EvidenceStore, cases: CaseService, n: int, start: int = 0) -> None:
-    """n incidents, each with a distinct clean + annotated JPEG, each filed as a case."""
-    with sessions.begin() as s:
-        for i in range(start, start + n):
-            img = np.full((36, 64, 3), i % 256, np.uint8)
-            cv2.putText(img, str(i), (2, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 1)
-            inc = Incident(
-                case_key=f"c1|-|walk|09006|{i}", active_key=f"c1|-|walk|09006|{i}", camera_id="c1", zone="walk",
-                problem_code="09006", state="open", opened_at=T0, first_seen_at=T0 - timedelta(minutes=6),
-                last_seen_at=T0, recurrences=0, score=0.9, box=[0.5, 0.4, 0.6, 0.7], details={},
-            )  # fmt: skip
-            s.add(inc)
-            s.flush()
-            for kind, image in (("clean", img), ("annotated", 255 - img)):
-                f = store.put_jpeg(kind, image)
-                s.add(
-                    EvidenceFile(
-                        incident_id=inc.id, kind=kind, path=f.path, sha256=f.sha256, bytes=f.bytes, created_at=T0
-                    )
-                )
-            s.flush()
-            cases.create(s, inc)
 
 
 class World:
