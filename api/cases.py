@@ -13,21 +13,23 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ApiContext, ContextDep, SessionDep
+from api.deps import ApiContext, CaseWorker, ContextDep, Reader, SessionDep
 from api.schemas import (
+    MAX_ID,
     CaseDetail,
     CaseHistoryPublic,
     CasePublic,
+    Id,
     OutboxPublic,
     PlatformCallback,
-    ReviewVerdict,
     StatusChange,
+    errors,
 )
-from detector.db import Case, Incident, Outbox
-from detector.filing.cases import ReviewError
+from detector.accounts import audit
+from detector.db import Case, Outbox
 from detector.filing.filer import retry_dead
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", responses=errors(401, 403, 404))
 
 CALLBACK_MAX_AGE_S = 300
 
@@ -38,19 +40,23 @@ def _public(case: Case) -> CasePublic:
 
 @router.get("/cases", tags=["cases"])
 def list_cases(
+    _: Reader,
     s: SessionDep,
     status: str | None = None,
+    incident_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[CasePublic]:
     q = select(Case).order_by(Case.id.desc()).limit(limit).offset(offset)
     if status:
         q = q.where(Case.status == status)
+    if incident_id is not None:
+        q = q.where(Case.incident_id == incident_id)
     return [_public(c) for c in s.scalars(q)]
 
 
 @router.get("/cases/{case_id}", tags=["cases"])
-def get_case(case_id: int, s: SessionDep) -> CaseDetail:
+def get_case(case_id: Id, _: Reader, s: SessionDep) -> CaseDetail:
     case = s.get(Case, case_id, options=[selectinload(Case.history)])
     if case is None:
         raise HTTPException(404, f"no case {case_id}")
@@ -63,41 +69,27 @@ def get_case(case_id: int, s: SessionDep) -> CaseDetail:
 
 
 @router.post("/cases/{case_id}/retry", tags=["cases"])
-def retry_case(case_id: int, s: SessionDep) -> dict[str, int]:
+def retry_case(case_id: Id, who: CaseWorker, s: SessionDep) -> dict[str, int]:
     """Puts the case's dead-lettered messages back in the filing queue."""
     if s.get(Case, case_id) is None:
         raise HTTPException(404, f"no case {case_id}")
     n = retry_dead(s, case_id=case_id)
+    audit(s, who, "case.retry", f"case:{case_id}", None, {"requeued": n})
     s.commit()
     return {"requeued": n}
 
 
 @router.post("/cases/{case_id}/status", tags=["cases"])
-def set_case_status(case_id: int, change: StatusChange, s: SessionDep, ctx: ContextDep) -> CasePublic:
+def set_case_status(case_id: Id, change: StatusChange, who: CaseWorker, s: SessionDep, ctx: ContextDep) -> CasePublic:
     """Moves a case by hand (stand-alone centres using the local register)."""
     case = s.get(Case, case_id)
     if case is None:
         raise HTTPException(404, f"no case {case_id}")
+    before = {"status": case.status}
     ctx.cases.apply_status(s, case, change.status, source="operator", note=change.note)
+    audit(s, who, "case.status", f"case:{case_id}", before, {"status": case.status, "note": change.note})
     s.commit()
     return _public(case)
-
-
-@router.get("/review/pending", tags=["review"])
-def pending_reviews(s: SessionDep, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> list[int]:
-    """Ids of incidents waiting for an operator, oldest first."""
-    q = select(Incident.id).where(Incident.review_state == "pending").order_by(Incident.id).limit(limit)
-    return list(s.scalars(q))
-
-
-@router.post("/review/{incident_id}", tags=["review"])
-def review(incident_id: int, verdict: ReviewVerdict, s: SessionDep, ctx: ContextDep) -> dict[str, int | str | None]:
-    try:
-        case = ctx.cases.review(s, incident_id, verdict.verdict, code=verdict.problem_code, note=verdict.note)
-    except ReviewError as e:
-        raise HTTPException(409 if "not waiting" in str(e) else 422, str(e)) from e
-    s.commit()
-    return {"incident_id": incident_id, "case_id": case.id if case else None, "verdict": verdict.verdict}
 
 
 @router.post("/platform/callback", tags=["platform"], status_code=204)

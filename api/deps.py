@@ -1,19 +1,24 @@
-"""Dependencies shared by the routers."""
+"""Dependencies shared by the routers: the context, a database session, and who is calling."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+import numpy as np
+from fastapi import Depends, HTTPException, Request
+from numpy.typing import NDArray
 from sqlalchemy.orm import Session, sessionmaker
 
+from detector.accounts import Principal, principal_for_session, principal_for_token
 from detector.config import Camera
 from detector.evidence import EvidenceStore
 from detector.filing.cases import CaseService
 from detector.health import HealthSnapshot
 from detector.taxonomy import Taxonomy
+
+SESSION_COOKIE = "gs_session"
 
 
 @dataclass
@@ -28,6 +33,10 @@ class ApiContext:
     cases: CaseService
     callback_secret: str | None = None  # HMAC secret of platform status callbacks
     status_map: dict[str, str] = field(default_factory=dict)  # platform status names → GridSight's
+    latest_frame: Callable[[str], NDArray[np.uint8] | None] = lambda _camera_id: None
+    models: Callable[[], list[dict[str, Any]]] = list
+    runtime_stats: Callable[[], dict[str, dict[str, float]]] = dict  # per camera: analyses, seconds, lag
+    cookie_secure: bool = False
 
 
 def get_context(request: Request) -> ApiContext:
@@ -43,3 +52,38 @@ def get_session(ctx: ContextDep) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_principal(request: Request, ctx: ContextDep) -> Principal:
+    """The caller, from a bearer token (machines) or the session cookie (the console).
+
+    Raises:
+        HTTPException: 401 without valid credentials.
+    """
+    auth = request.headers.get("authorization", "")
+    with ctx.sessions() as s:
+        if auth.lower().startswith("bearer "):
+            who = principal_for_token(s, auth[7:].strip())
+            s.commit()  # last_used_at
+        elif sid := request.cookies.get(SESSION_COOKIE):
+            who = principal_for_session(s, sid)
+        else:
+            raise HTTPException(401, "log in or send an API token (Authorization: Bearer ...)")
+    if who is None:
+        raise HTTPException(401, "the token or session is not valid (expired, revoked or unknown)")
+    return who
+
+
+def require(permission: str) -> Callable[..., Principal]:
+    def check(who: Annotated[Principal, Depends(get_principal)]) -> Principal:
+        if not who.can(permission):
+            raise HTTPException(403, f"role {who.role!r} may not do this (needs {permission!r})")
+        return who
+
+    return check
+
+
+Reader = Annotated[Principal, Depends(require("read"))]
+Reviewer = Annotated[Principal, Depends(require("review"))]
+CaseWorker = Annotated[Principal, Depends(require("cases"))]
+Admin = Annotated[Principal, Depends(require("admin"))]

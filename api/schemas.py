@@ -3,9 +3,35 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, Field
+
+MAX_ID = 2**62  # database integers: larger ids cannot exist (and would overflow SQLite)
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+class ErrorBody(BaseModel):
+    detail: str | list[Any] = Field(description="What was wrong, naming the field or object.")
+
+
+_ERROR_TEXT = {
+    400: "Bad request", 401: "No valid credentials", 403: "The role may not do this", 404: "Not found",
+    409: "Conflicts with the current state", 411: "Length required", 413: "Body too large",
+    429: "Too many attempts", 503: "Not ready",
+}  # fmt: skip
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the error codes a route may answer (body: {"detail": ...})."""
+    return {code: {"model": ErrorBody, "description": _ERROR_TEXT[code]} for code in sorted({*codes, 400, 411, 413})}
+
+
+class HealthEventPublic(BaseModel):
+    ts: datetime
+    state: str
+    error: str | None
 
 
 class CameraPublic(BaseModel):
@@ -42,6 +68,10 @@ class IncidentPublic(BaseModel):
     id: int
     case_key: str
     camera_id: str
+    camera_name: str
+    address: str
+    street: str
+    community: str
     zone: str
     problem_code: str
     problem_name: str
@@ -53,11 +83,14 @@ class IncidentPublic(BaseModel):
     recurrences: int
     score: float
     box: list[float]
+    persistence_minutes: float
+    review_state: str | None
     evidence: list[EvidencePublic]
 
 
 class IncidentDetail(IncidentPublic):
     events: list[EventPublic]
+    case_ids: list[int]
 
 
 class IncidentPage(BaseModel):
@@ -80,6 +113,14 @@ class OutboxPublic(BaseModel):
     attempts: int
     last_error: str | None
     next_attempt_at: datetime
+
+
+class BulkVerdict(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    incident_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(min_length=1, max_length=200)
+    verdict: Literal["confirm", "reject"]
+    note: str = Field("", max_length=500)
 
 
 class CasePublic(BaseModel):

@@ -13,17 +13,20 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import numpy as np
 import uvicorn
+from numpy.typing import NDArray
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
 from api.deps import ApiContext
 from detector import logs
+from detector.accounts import add_user, audit, generate_password, user_count
 from detector.analyzers.base import Analyzer
 from detector.analyzers.occupancy import OccupancyAnalyzer, OccupancyParams
 from detector.analyzers.onnx_detector import ObjectDetector, OnnxModel, OnnxModelError
 from detector.config import Camera, HttpJsonPlatform, LoadedConfig, LocalPlatform, load_config
-from detector.db import CameraRow, open_database
+from detector.db import CameraHealthEvent, CameraRow, open_database
 from detector.demo_camera import demo_camera
 from detector.evidence import EvidenceStore
 from detector.filing.cases import CaseService
@@ -59,6 +62,7 @@ class GridSight:
     readers: list[Reader] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _models: dict[str, OnnxModel] = field(default_factory=dict)
+    _health_logged: dict[str, bool] = field(default_factory=dict)
     api_port: int | None = None
 
     # ------------------------------------------------------------ start
@@ -180,6 +184,10 @@ class GridSight:
             cameras={c.camera.id: c.camera for c in self.pipeline.runtimes()},
             health=self.health,
             cases=self.cases,
+            latest_frame=self._latest_frame,
+            models=self._model_facts,
+            runtime_stats=self._runtime_stats,
+            cookie_secure=s.api_cookie_secure,
             **platform_callbacks(s.platform),
         )
         config = uvicorn.Config(create_app(ctx), host=s.api_host, port=s.api_port, log_config=None, access_log=False)
@@ -224,12 +232,46 @@ class GridSight:
             log.info("evidence past retention deleted", extra={"files": removed})
 
     def _save_health(self) -> None:
+        """Current health into the camera rows; state changes into the health history."""
+        now = datetime.now(UTC)
         with self.sessions.begin() as s:
             for cam_id, h in self.healths.items():
                 snap = h.snapshot()
                 row = s.get(CameraRow, cam_id)
-                if row is not None:
-                    row.state, row.last_error, row.updated_at = snap.state.value, snap.last_error, datetime.now(UTC)
+                if row is None:
+                    continue
+                if row.state != snap.state.value or not self._health_logged.get(cam_id):
+                    s.add(CameraHealthEvent(camera_id=cam_id, ts=now, state=snap.state.value, error=snap.last_error))
+                    self._health_logged[cam_id] = True
+                row.state, row.last_error, row.updated_at = snap.state.value, snap.last_error, now
+
+    def _latest_frame(self, camera_id: str) -> NDArray[np.uint8] | None:
+        rt = self.pipeline.cameras.get(camera_id)
+        return rt.last_image if rt else None
+
+    def _runtime_stats(self) -> dict[str, dict[str, float]]:
+        return {
+            rt.camera.id: {"frames": rt.frames, "analyses": rt.analyses, "errors": rt.errors,
+                           "analysis_seconds": rt.analysis_seconds, "lag_s": rt.lag_s}
+            for rt in self.pipeline.runtimes()
+        }  # fmt: skip
+
+    def _model_facts(self) -> list[dict[str, Any]]:
+        return [
+            {"name": m.manifest.name, "version": m.manifest.version, "classes": m.manifest.classes,
+             "input": [m.manifest.input.width, m.manifest.input.height], "metrics": m.manifest.metrics}
+            for m in self._models.values()
+        ]  # fmt: skip
+
+    def ensure_admin(self) -> str | None:
+        """First run: creates user 'admin' with a generated password and returns it (None otherwise)."""
+        with self.sessions.begin() as s:
+            if user_count(s):
+                return None
+            password = generate_password()
+            add_user(s, "admin", password, "admin")
+            audit(s, "gridsight", "user.add", "user:admin", None, {"role": "admin", "first_run": True})
+            return password
 
     # ------------------------------------------------------------ run / stop
 

@@ -31,6 +31,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.port is not None:
         app.config.settings = app.config.settings.model_copy(update={"api_port": args.port})
     app.start()
+    if password := app.ensure_admin():
+        print(f"First run: created user 'admin' with password {password} — log in and keep it safe.", flush=True)
     if app.api_port:
         print(f"GridSight API: http://{app.config.settings.api_host}:{app.api_port}/api/v1/incidents", flush=True)
     try:
@@ -115,6 +117,48 @@ def cmd_cases_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _accounts(args: argparse.Namespace):
+    from detector.db import open_database
+
+    engine, sessions = open_database(load_config(args.config).settings.database_url)
+    return engine, sessions
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    from detector.accounts import AccountError, add_user, audit, generate_password
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else generate_password()
+    engine, sessions = _accounts(args)
+    try:
+        with sessions.begin() as s:
+            add_user(s, args.name, password, args.role)
+            audit(s, "cli", "user.add", f"user:{args.name}", None, {"role": args.role})
+    except AccountError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(f"user {args.name} ({args.role}) added" + ("" if args.password_stdin else f"; password: {password}"))
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from detector.accounts import AccountError, audit, create_token
+
+    engine, sessions = _accounts(args)
+    try:
+        with sessions.begin() as s:
+            token = create_token(s, args.name, args.role)
+            audit(s, "cli", "token.create", f"token:{args.name}", None, {"role": args.role})
+    except AccountError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(token)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gridsight", description="GridSight video channel")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -149,6 +193,25 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="configuration directory")
     export.add_argument("--evidence-base", help="URL prefix of evidence links (default: the evidence folder)")
     export.set_defaults(func=cmd_cases_export)
+
+    from detector.accounts import ROLES
+
+    user = sub.add_parser("user", help="console users")
+    user_sub = user.add_subparsers(dest="user_command", required=True)
+    user_add = user_sub.add_parser("add", help="add a user (a password is generated unless --password-stdin)")
+    user_add.add_argument("name")
+    user_add.add_argument("--role", choices=ROLES, default="operator")
+    user_add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    user_add.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="configuration directory")
+    user_add.set_defaults(func=cmd_user_add)
+
+    token = sub.add_parser("token", help="API tokens for machines")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    token_create = token_sub.add_parser("create", help="create a token; it is printed once")
+    token_create.add_argument("name")
+    token_create.add_argument("--role", choices=ROLES, default="viewer")
+    token_create.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="configuration directory")
+    token_create.set_defaults(func=cmd_token_create)
 
     args = parser.parse_args(argv)
     return int(args.func(args))

@@ -101,6 +101,7 @@ class Settings(Strict):
     log_format: Literal["json", "text"] = Field("json", description="json: one structured line per event.")
     api_host: str = Field("127.0.0.1", description="Address the HTTP API binds.")
     api_port: int = Field(8080, ge=0, le=65535, description="0 picks a free port.")
+    api_cookie_secure: bool = Field(False, description="Send the console's session cookie over HTTPS only.")
     inference_threads: int = Field(1, ge=1, le=64, description="ONNX Runtime intra-op threads.")
     platform: Annotated[LocalPlatform | HttpJsonPlatform, Field(discriminator="type")] = LocalPlatform()
     filing: FilingSettings = FilingSettings()

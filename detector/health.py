@@ -46,6 +46,7 @@ class CameraHealth:
         self._analysed: deque[float] = deque()
         self.frames_dropped = 0
         self.reconnects = 0
+        self.decode_seconds = 0.0  # CPU spent decoding due frames (thread time)
 
     @property
     def state(self) -> CameraState:

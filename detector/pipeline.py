@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+import numpy as np
+from numpy.typing import NDArray
 
 from detector.analyzers.base import Analyzer
 from detector.config import Camera
@@ -84,8 +88,12 @@ class CameraRuntime:
     gate: SceneGate | None
     last_obs: dict[str, Observations] = field(default_factory=dict)  # per gated analyzer
     state_saved_at: datetime | None = None
-    analyses: int = 0
+    analyses: int = 0  # frames that ran the gated analyzers
+    frames: int = 0  # frames analysed at all
     errors: int = 0
+    analysis_seconds: float = 0.0
+    lag_s: float = 0.0  # decode → analysis done, for the newest frame
+    last_image: NDArray[np.uint8] | None = None
 
 
 class Pipeline:
@@ -120,6 +128,7 @@ class Pipeline:
 
     def analyse(self, frame: Frame) -> None:
         rt = self.cameras[frame.camera_id]
+        started = time.perf_counter()
         try:
             changed = rt.gate is None or rt.gate.should_analyze(frame)
             parts = []
@@ -131,11 +140,16 @@ class Pipeline:
             findings = rt.rules.findings(Observations.merge(parts), frame.ts)
             self.incidents.process(rt.camera.id, frame.image, findings, frame.ts)
             rt.health.analysed(frame.ts)
+            rt.frames += 1
+            rt.last_image = frame.image
             if rt.state_saved_at is None or frame.ts - rt.state_saved_at >= STATE_EVERY or frame.ts < rt.state_saved_at:
                 self._persist_state(rt, frame.ts)
         except Exception:  # one bad frame or camera must not stop the others
             rt.errors += 1
             log.exception("analysis failed", extra={"camera": rt.camera.id, "frame": frame.index, "errors": rt.errors})
+        finally:
+            rt.analysis_seconds += time.perf_counter() - started
+            rt.lag_s = time.monotonic() - frame.arrived
 
     def _persist_state(self, rt: CameraRuntime, ts: datetime | None = None) -> None:
         for a in rt.analyzers:

@@ -266,7 +266,10 @@ class StreamReader(Reader):
                         self.ring.serve(stream, ts)
                     if not self.decode:
                         continue
-                    for image, t in demux.feed(packet, ctx):
+                    t0 = time.thread_time()
+                    due = demux.feed(packet, ctx)
+                    self.health.decode_seconds += time.thread_time() - t0
+                    for image, t in due:
                         errors = 0
                         self._emit(image, start + timedelta(seconds=t) if self.is_file else ts)
                     if demux.errors:

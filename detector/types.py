@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,7 @@ class Frame:
     index: int
     ts: datetime
     image: NDArray[np.uint8]  # BGR, HxWx3
+    arrived: float = field(default_factory=time.monotonic)  # when it was decoded, for the analysis lag
 
     @property
     def size(self) -> tuple[int, int]:

@@ -36,10 +36,22 @@ def start(cfg: Path, seconds: float | None, root: Path) -> subprocess.Popen:
 
 
 def api_url(proc: subprocess.Popen) -> str:
-    line = proc.stdout.readline()
-    m = re.search(r"(http://127\.0\.0\.1:\d+)", line)
-    assert m, f"no API line in {line!r}"
-    return m.group(1)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if m := re.search(r"GridSight API: (http://127\.0\.0\.1:\d+)", line):
+            return m.group(1)
+    raise AssertionError(f"no API line in {seen!r}")
+
+
+def api_token(cfg: Path, role: str = "admin") -> dict[str, str]:
+    """Authorization header of a fresh API token (made with the real CLI)."""
+    name = f"test-{role}-{time.monotonic_ns()}"
+    out = subprocess.run(
+        [sys.executable, "-m", "detector.cli", "token", "create", name, "--role", role, "--config", str(cfg)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return {"Authorization": f"Bearer {out.stdout.strip()}"}
 
 
 def db(root: Path) -> sqlite3.Connection:
@@ -55,9 +67,11 @@ def test_run_opens_an_incident_with_evidence_served_over_http(short_street: Path
         {"id": "broken-1", "name": "broken", "problems": ["09006"], "cadence_s": "often", "source": {"url": "x"}},
     ]  # fmt: skip
     cfg = write_config(tmp_path, cams)
+    headers = api_token(cfg, "viewer")
     proc = start(cfg, 40, tmp_path)
     base = api_url(proc)
-    with httpx.Client(base_url=base, timeout=10) as http:
+    assert httpx.get(base + "/api/v1/incidents").status_code == 401  # nothing without credentials
+    with httpx.Client(base_url=base, timeout=10, headers=headers) as http:
         deadline = time.monotonic() + 35
         items = []
         while time.monotonic() < deadline and not items:

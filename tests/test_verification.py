@@ -10,7 +10,7 @@ import pytest
 
 from detector.demo import StreetSpec, ensure_demo_video
 from tests.conftest import street_camera, write_config
-from tests.test_run import api_url, start
+from tests.test_run import api_token, api_url, start
 
 pytestmark = pytest.mark.slow
 
@@ -25,9 +25,10 @@ def verify_scenario(tmp_path: Path, video: Path) -> dict:
         filing={"09006": {"mode": "auto", "min_score": 0.0, "min_minutes": 0}},
     )
     cfg = write_config(tmp_path, [cam], filing={"verify_grace_minutes": 0.25})
+    headers = api_token(cfg, "operator")
     proc = start(cfg, 34, tmp_path)
     base = api_url(proc)
-    with httpx.Client(base_url=base, timeout=10) as http:
+    with httpx.Client(base_url=base, timeout=10, headers=headers) as http:
         end = time.monotonic() + 25
         cases: list = []
         while not cases and time.monotonic() < end:
