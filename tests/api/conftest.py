@@ -42,7 +42,9 @@ class Api:
                 self.tokens[role] = create_token(s, f"t-{role}", role)
                 add_user(s, f"user-{role}", f"password-{role}-123", role)
         queue_cases(self.sessions, self.store, self.cases, 3)
-        ctx = ApiContext(self.sessions, self.store, tax, {"c1": CAMERA}, lambda _id: None, self.cases, callback_secret="cb")
+        ctx = ApiContext(
+            self.sessions, self.store, tax, {"c1": CAMERA}, lambda _id: None, self.cases, callback_secret="cb"
+        )
         self.app: FastAPI = create_app(ctx)
 
     def headers(self, role: str | None) -> dict[str, str]:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from detector.db import AuditLog, Case, Incident, Outbox
 
 
-def rows(api, model):  # noqa: ANN001, ANN201
+def rows(api, model):
     with api.sessions() as s:
         return list(s.scalars(select(model).order_by(model.id)))
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from schemathesis import checks
 from hypothesis import HealthCheck, settings
+from schemathesis import checks
 
 from tests.api.conftest import Api
 
@@ -30,5 +30,5 @@ CHECKS = [
 
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-def test_api_never_fails_and_keeps_its_schema(case) -> None:  # noqa: ANN001
+def test_api_never_fails_and_keeps_its_schema(case) -> None:
     case.call_and_validate(headers=API.headers("admin"), checks=CHECKS)
