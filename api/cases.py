@@ -45,7 +45,7 @@ def list_cases(
     status: str | None = None,
     incident_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[CasePublic]:
     q = select(Case).order_by(Case.id.desc()).limit(limit).offset(offset)
     if status:

@@ -36,6 +36,8 @@ ROUTES: dict[tuple[str, str], str | None] = {
     ("POST", "/api/v1/cases/{case_id}/retry"): "cases",
     ("POST", "/api/v1/cases/{case_id}/status"): "cases",
     ("POST", "/api/v1/platform/callback"): None,  # authenticated by its HMAC signature
+    ("GET", "/public/cases"): None,
+    ("GET", "/public/evidence/{sha256}.jpg"): None,
 }
 BODIES = {
     "/api/v1/auth/login": {"username": "nobody", "password": "x"},
@@ -46,7 +48,8 @@ BODIES = {
 
 
 def _path(template: str) -> str:
-    return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: {"camera_id": "c1", "path": "x.jpg"}.get(m.group(1), "1"), template)
+    fill = {"camera_id": "c1", "path": "x.jpg", "sha256": "0" * 64}
+    return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: fill.get(m.group(1), "1"), template)
 
 
 def test_the_table_lists_every_route(shared_api) -> None:
