@@ -64,7 +64,8 @@ def get_principal(request: Request, ctx: ContextDep) -> Principal:
     with ctx.sessions() as s:
         if auth.lower().startswith("bearer "):
             who = principal_for_token(s, auth[7:].strip())
-            s.commit()  # last_used_at
+            if s.dirty:
+                s.commit()  # last_used_at
         elif sid := request.cookies.get(SESSION_COOKIE):
             who = principal_for_session(s, sid)
         else:

@@ -52,10 +52,20 @@ def incident_public(ctx: ApiContext, inc: Incident) -> dict:
     )  # fmt: skip
 
 
-def incident_detail(ctx: ApiContext, s: Session, inc: Incident) -> IncidentDetail:
-    events = [EventPublic(ts=e.ts, kind=e.kind, details=e.details) for e in inc.events]
-    case_ids = list(s.scalars(select(Case.id).where(Case.incident_id == inc.id).order_by(Case.id)))
-    return IncidentDetail(**incident_public(ctx, inc), events=events, case_ids=case_ids)
+def incident_details(ctx: ApiContext, s: Session, incs: list[Incident]) -> list[IncidentDetail]:
+    case_ids: dict[int, list[int]] = {i.id: [] for i in incs}
+    for case_id, incident_id in s.execute(
+        select(Case.id, Case.incident_id).where(Case.incident_id.in_(case_ids)).order_by(Case.id)
+    ):
+        case_ids[incident_id].append(case_id)
+    return [
+        IncidentDetail(
+            **incident_public(ctx, inc),
+            events=[EventPublic(ts=e.ts, kind=e.kind, details=e.details) for e in inc.events],
+            case_ids=case_ids[inc.id],
+        )
+        for inc in incs
+    ]
 
 
 @router.get("/incidents", tags=["incidents"])
@@ -110,7 +120,7 @@ def get_incident(incident_id: Id, _: Reader, ctx: ContextDep, s: SessionDep) -> 
     inc = s.get(Incident, incident_id, options=[selectinload(Incident.evidence), selectinload(Incident.events)])
     if inc is None:
         raise HTTPException(404, f"no incident {incident_id}")
-    return incident_detail(ctx, s, inc)
+    return incident_details(ctx, s, [inc])[0]
 
 
 @router.get("/evidence/{path:path}", tags=["evidence"], response_class=FileResponse)
@@ -145,7 +155,7 @@ def review_next(
         .order_by(Incident.id)
         .limit(limit)
     )
-    return [incident_detail(ctx, s, inc) for inc in rows]
+    return incident_details(ctx, s, list(rows))
 
 
 def _verdict(
