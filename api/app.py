@@ -16,8 +16,7 @@ from api.deps import ApiContext
 STATIC = Path(__file__).with_name("static")
 MAX_BODY = 1 << 20  # 1 MiB: verdicts, callbacks and logins are small
 SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self'; "
-    "object-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+    "Content-Security-Policy": "default-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import SESSION_COOKIE, ApiContext, ContextDep, get_principal
 from api.schemas import errors
-from detector.accounts import SESSION_HOURS, Principal, audit, check_password, close_session, open_session
+from detector.accounts import PERMISSIONS, SESSION_HOURS, Principal, audit, check_password, close_session, open_session
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=errors(401, 429))
 
@@ -31,6 +31,7 @@ class Credentials(BaseModel):
 class Me(BaseModel):
     username: str
     role: str
+    permissions: list[str]
 
 
 class LoginLimiter:
@@ -67,14 +68,17 @@ def _login(ctx: ApiContext, creds: Credentials) -> tuple[str, Me] | None:
         sid = open_session(s, user)
         audit(s, user.username, "login", f"user:{user.username}")
         s.commit()
-        return sid, Me(username=user.username, role=user.role)
+        return sid, Me(username=user.username, role=user.role, permissions=sorted(PERMISSIONS[user.role]))
 
 
 @router.post("/login")
 async def login(creds: Credentials, request: Request, response: Response, ctx: ContextDep) -> Me:
     key = (request.client.host if request.client else "?", creds.username)
     if limiter.blocked(key):
-        raise HTTPException(429, f"too many failed logins; try again in {int(WINDOW_S / 60)} minutes")
+        raise HTTPException(
+            429, f"too many failed logins; try again in {int(WINDOW_S / 60)} minutes",
+            headers={"Retry-After": str(int(WINDOW_S))},
+        )  # fmt: skip
     result = await run_in_threadpool(_login, ctx, creds)  # argon2 and the database block
     if result is None:
         limiter.failed(key)
@@ -101,4 +105,4 @@ def logout(request: Request, ctx: ContextDep) -> Response:
 
 @router.get("/me")
 def me(who: Annotated[Principal, Depends(get_principal)]) -> Me:
-    return Me(username=who.name, role=who.role)
+    return Me(username=who.name, role=who.role, permissions=sorted(PERMISSIONS[who.role]))

@@ -43,7 +43,7 @@ def incident_public(ctx: ApiContext, inc: Incident) -> dict:
         zone=inc.zone, problem_code=inc.problem_code, problem_name=problem.name_zh if problem else "",
         state=inc.state, opened_at=inc.opened_at, first_seen_at=inc.first_seen_at,
         last_seen_at=inc.last_seen_at, cleared_at=inc.cleared_at, recurrences=inc.recurrences,
-        score=inc.score, box=inc.box, review_state=inc.review_state,
+        score=inc.score, box=inc.box, review_state=inc.review_state, review_note=inc.review_note,
         persistence_minutes=round((inc.last_seen_at - inc.first_seen_at).total_seconds() / 60, 1),
         evidence=[
             EvidencePublic(kind=e.kind, url=f"/api/v1/evidence/{e.path}", sha256=e.sha256, bytes=e.bytes)

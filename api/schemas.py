@@ -85,6 +85,7 @@ class IncidentPublic(BaseModel):
     box: list[float]
     persistence_minutes: float
     review_state: str | None
+    review_note: str | None
     evidence: list[EvidencePublic]
 
 

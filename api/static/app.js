@@ -135,6 +135,24 @@ function table(headers, rows, cls) {
   );
 }
 
+/**
+ * The key pressed, lower-cased; falls back to the physical key when an input method reports
+ * "Process" (a Chinese IME left on), and reads full-width ？ as ?.
+ */
+function keyOf(e) {
+  const key = e.key || "";
+  if (key === "？") return "?";
+  if (key && key !== "Process" && key !== "Unidentified" && key !== "Dead") {
+    return key.length === 1 ? key.toLowerCase() : key;
+  }
+  const code = e.code || "";
+  if (/^Key[A-Z]$/.test(code)) return code.slice(3).toLowerCase();
+  if (/^(Digit|Numpad)[0-9]$/.test(code)) return code.slice(-1);
+  if (code === "Slash" && e.shiftKey) return "?";
+  if (code === "Escape") return "Escape";
+  return key;
+}
+
 function focusHeading(root) {
   const h1 = root.querySelector("h1");
   if (h1) {
@@ -510,7 +528,7 @@ function reviewView() {
     lastLine,
     readOnly,
   );
-  const keybar = h("div", { class: "keybar", role: "toolbar" });
+  const keybar = h("div", { class: "keybar", role: "group" });
   const card = h("div", { class: "review-card", hidden: true }, stageWrap, side, keybar);
   const emptyTitle = h("h2", {});
   const emptyHint = h("p", { class: "muted" });
@@ -547,7 +565,12 @@ function reviewView() {
             class: ["key-btn", k.cls],
             dataset: { action: k.action },
             "aria-keyshortcuts": k.key === "?" ? "Shift+/" : k.key,
-            onclick: (e) => act(k.action, e.timeStamp),
+            onclick: (e) => {
+              // a verdict clicked with the mouse must not leave focus on the button, where the next
+              // Enter would judge the next item; keyboard activation (detail 0) keeps focus
+              if (k.verdict && e.detail > 0) heading.focus({ preventScroll: true });
+              act(k.action, e.timeStamp);
+            },
           },
           h("kbd", {}, k.key),
           h("span", {}, k.action === "clip" && st.showClip ? t("key.image") : t(k.label)),
@@ -583,7 +606,7 @@ function reviewView() {
     if (st.destroyed || e.defaultPrevented || e.ctrlKey || e.metaKey || e.altKey || e.isComposing) return;
     const target = e.target;
     if (target instanceof Element && target.closest("input, textarea, select, [contenteditable='true']")) return;
-    const k = e.key.length === 1 ? e.key.toLowerCase() : e.key;
+    const k = keyOf(e);
     if (st.mode === "relabel") {
       if (/^[1-9]$/.test(k)) {
         e.preventDefault();
@@ -616,7 +639,11 @@ function reviewView() {
     e.preventDefault(); // the N that opens the reason box must not be typed into it
     const verdictKey = action === "confirm" || action === "reject" || action === "relabel" || action === "undo";
     if (verdictKey && (e.repeat || !reviewer)) return; // a held key gives one verdict
-    performance.mark("gridsight:review-key", { startTime: e.timeStamp });
+    try {
+      performance.mark("gridsight:review-key", { startTime: e.timeStamp });
+    } catch {
+      // marks with a start time are recent; the timings array does not need them
+    }
     act(action, e.timeStamp);
   }
 
@@ -715,9 +742,7 @@ function reviewView() {
   }
 
   function updateQueueInfo() {
-    queueInfo.textContent = current()
-      ? `${t("review.position", { i: st.pos + 1, n: st.items.length })} · ${t("review.loaded", { n: st.items.length })}`
-      : "";
+    queueInfo.textContent = current() ? t("review.position", { i: st.pos + 1, n: st.items.length }) : "";
   }
 
   /** Puts the current item on screen; with `start` (a keypress time), records how long it took to paint. */
@@ -958,9 +983,12 @@ function reviewView() {
 
   function relabelOptions(item) {
     const watched = new Set(cameraById(item.camera_id)?.problems || []);
+    // the camera's own problems first, then the taxonomy's order (related types sit together there)
     return (app.taxonomy || [])
       .filter((p) => p.code !== item.problem_code)
-      .sort((a, b) => Number(watched.has(b.code)) - Number(watched.has(a.code)) || a.code.localeCompare(b.code));
+      .map((p, i) => ({ p, i }))
+      .sort((a, b) => Number(watched.has(b.p.code)) - Number(watched.has(a.p.code)) || a.i - b.i)
+      .map(({ p }) => p);
   }
 
   function openRelabel() {
@@ -1272,6 +1300,8 @@ function camerasView(query) {
 // ================================================================== incidents
 
 const INCIDENT_STATES = ["active", "open", "present", "cleared", "recurred"];
+const REVIEW_STATES = ["pending", "confirmed", "rejected", "relabelled", "auto"];
+const FILTER_KEYS = ["state", "problem", "camera", "street", "review"];
 
 function incidentsView(query) {
   const f = {
@@ -1279,13 +1309,14 @@ function incidentsView(query) {
     problem: query.get("problem") || "",
     camera: query.get("camera") || "",
     street: query.get("street") || "",
+    review: query.get("review") || "",
     offset: Math.max(0, Number.parseInt(query.get("offset") || "0", 10) || 0),
   };
   const el = loadingSection("incidents", t("incidents.title"));
 
   function hashFor(next) {
     const p = new URLSearchParams();
-    for (const k of ["state", "problem", "camera", "street"]) if (next[k]) p.set(k, next[k]);
+    for (const k of FILTER_KEYS) if (next[k]) p.set(k, next[k]);
     if (next.offset) p.set("offset", String(next.offset));
     const q = p.toString();
     return q ? `#/incidents?${q}` : "#/incidents";
@@ -1306,7 +1337,7 @@ function incidentsView(query) {
   async function load() {
     const [tax, cams] = await Promise.all([loadTaxonomy().catch(() => []), loadCameras().catch(() => [])]);
     const p = new URLSearchParams();
-    for (const k of ["state", "problem", "camera", "street"]) if (f[k]) p.set(k, f[k]);
+    for (const k of FILTER_KEYS) if (f[k]) p.set(k, f[k]);
     p.set("limit", String(PAGE_SIZE));
     p.set("offset", String(f.offset));
     const page = await api(`/incidents?${p}`);
@@ -1318,7 +1349,8 @@ function incidentsView(query) {
       select("f-problem", "filter.problem", f.problem, (tax || []).map((x) => [x.code, `${x.code} ${problemName(x.code, x.name_zh)}`])),
       select("f-camera", "filter.camera", f.camera, (cams || []).map((c) => [c.id, c.name || c.id])),
       select("f-street", "filter.street", f.street, streets.map((x) => [x, x])),
-      f.state || f.problem || f.camera || f.street
+      select("f-review", "filter.review", f.review, REVIEW_STATES.map((x) => [x, label("reviewState", x)])),
+      FILTER_KEYS.some((k) => f[k])
         ? h("a", { class: "btn btn-quiet", href: "#/incidents" }, t("filter.reset"))
         : null,
     );
@@ -1387,9 +1419,13 @@ function incidentView(id) {
   let destroyed = false;
 
   function evidenceGallery(inc) {
+    const order = ["annotated", "clip", "clean", "fresh", "after"];
+    const rank = (k) => (order.includes(k) ? order.indexOf(k) : order.length);
     const figs = (inc.evidence || [])
       .filter((e) => safeUrl(e.url))
-      .map((e) => {
+      .map((e, i) => ({ e, i }))
+      .sort((a, b) => rank(a.e.kind) - rank(b.e.kind) || a.i - b.i)
+      .map(({ e }) => {
         const caption = h(
           "figcaption",
           {},
@@ -1596,14 +1632,15 @@ function caseView(id) {
               class: "btn btn-primary",
               id: "case-retry",
               onclick: async (e) => {
-                e.currentTarget.disabled = true;
+                const btn = e.currentTarget;
+                btn.disabled = true;
                 try {
                   const r = await api(`/cases/${id}/retry`, { method: "POST" });
                   toast(t("case.retried", { n: r?.requeued ?? 0 }), "ok");
                   run();
                 } catch (err) {
                   if (err.status !== 401) toast(t("common.error", { msg: errorText(err) }), "error", 8000);
-                  e.currentTarget.disabled = false;
+                  btn.disabled = false;
                 }
               },
             },
@@ -1856,7 +1893,6 @@ function precisionChart(rows) {
         s("text", { x: labelW - 8, y: y0 + 17, "text-anchor": "end", class: "label" }, problemName(r.code, r.name)),
         s("rect", { x: labelW, y: y0 + 6, width: plotW, height: 14, rx: 3, class: "track" }),
         p === null ? null : s("rect", { x: labelW, y: y0 + 6, width: Math.max(1, plotW * p), height: 14, rx: 3, class: level }),
-        s("line", { x1: labelW + plotW * 0.9, x2: labelW + plotW * 0.9, y1: y0 + 3, y2: y0 + 23, class: "target" }),
         s("text", { x: labelW + plotW + 8, y: y0 + 17, class: "value" }, text),
       );
     }),
@@ -1926,7 +1962,11 @@ function statsView(query) {
           { class: r.rank <= 3 ? `top top-${r.rank}` : null },
           h("td", { class: "rank" }, h("span", { class: "rank-no" }, fmtNumber(r.rank))),
           h("th", { scope: "row" }, r.street),
-          h("td", { class: "rate" }, h("span", { class: "rate-track" }, bar), h("span", { class: "rate-text" }, fmtPct(rate, 1))),
+          h(
+            "td",
+            { class: "rate" },
+            h("div", { class: "rate-cell" }, h("span", { class: "rate-track" }, bar), h("span", { class: "rate-text" }, fmtPct(rate, 1))),
+          ),
           h("td", { class: "num" }, fmtNumber(r.closed)),
           h("td", { class: "num" }, fmtNumber(r.filed)),
         );

@@ -53,8 +53,7 @@ const zh = {
 
   "review.title": "审核",
   "review.queue": "待审核队列",
-  "review.loaded": "已加载 {n} 条待审核",
-  "review.position": "第 {i} / {n} 条",
+  "review.position": "待审核 · 第 {i} 条 / 已加载 {n} 条",
   "review.empty": "审核队列已清空",
   "review.emptyHint": "新的检测结果会自动出现在这里。",
   "review.readOnly": "只读：查看员不能作出审核结论",
@@ -145,6 +144,7 @@ const zh = {
   "filter.problem": "问题类型",
   "filter.camera": "摄像头",
   "filter.street": "街道",
+  "filter.review": "审核结论",
   "filter.reset": "清除筛选",
   "col.id": "编号",
   "col.evidence": "证据",
@@ -235,6 +235,7 @@ const zh = {
   "source.poll": "平台轮询",
   "source.callback": "平台回调",
   "source.operator": "值班员",
+  "source.platform": "平台",
 
   "stats.title": "统计",
   "stats.period": "统计周期",
@@ -318,8 +319,7 @@ const en = {
 
   "review.title": "Review",
   "review.queue": "Review queue",
-  "review.loaded": "{n} waiting (loaded)",
-  "review.position": "{i} of {n}",
+  "review.position": "Waiting for review · {i} of {n} loaded",
   "review.empty": "Nothing left to review",
   "review.emptyHint": "New detections appear here automatically.",
   "review.readOnly": "Read-only: viewers cannot give verdicts",
@@ -410,6 +410,7 @@ const en = {
   "filter.problem": "Problem",
   "filter.camera": "Camera",
   "filter.street": "Street",
+  "filter.review": "Review",
   "filter.reset": "Clear filters",
   "col.id": "No.",
   "col.evidence": "Evidence",
@@ -500,6 +501,7 @@ const en = {
   "source.poll": "Platform poll",
   "source.callback": "Platform callback",
   "source.operator": "Operator",
+  "source.platform": "Platform",
 
   "stats.title": "Statistics",
   "stats.period": "Period",

@@ -17,7 +17,7 @@ def test_login_gives_a_session_that_the_console_uses_and_logout_ends(api) -> Non
     c = TestClient(api.app)
     assert c.get("/api/v1/auth/me").status_code == 401
     r = c.post("/api/v1/auth/login", json={"username": "user-operator", "password": "password-operator-123"})
-    assert r.status_code == 200 and r.json() == {"username": "user-operator", "role": "operator"}
+    assert r.status_code == 200 and r.json()["role"] == "operator" and "review" in r.json()["permissions"]
     cookie = r.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie
     assert c.get("/api/v1/auth/me").json()["role"] == "operator"
