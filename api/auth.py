@@ -22,7 +22,7 @@ WINDOW_S = 300.0
 
 
 class Credentials(BaseModel):
-    model_config = {"extra": "forbid"}
+    model_config = {"extra": "forbid", "json_schema_extra": {"examples": [{"username": "zhangsan", "password": "…"}]}}
 
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=256)

@@ -159,15 +159,16 @@ def review_next(
 
 
 def _verdict(
-    ctx: ApiContext, s: Session, who: Principal, incident_id: Id, verdict: str, code: str | None, note: str
-) -> Case | None:
+    ctx: ApiContext, s: Session, who: Principal, incident_id: int, verdict: str, code: str | None, note: str,
+    box: tuple[float, float, float, float] | None = None,
+) -> Case | None:  # fmt: skip
     inc = s.get(Incident, incident_id)
-    before = {"review_state": inc.review_state, "problem_code": inc.problem_code} if inc else None
+    before = {"review_state": inc.review_state, "problem_code": inc.problem_code, "box": inc.box} if inc else None
     try:
-        case = ctx.cases.review(s, incident_id, verdict, code=code, note=note)
+        case = ctx.cases.review(s, incident_id, verdict, code=code, note=note, box=box)
     except ReviewError as e:
         raise HTTPException(409 if "not waiting" in str(e) else 404 if "no incident" in str(e) else 422, str(e)) from e
-    after = {"review_state": inc.review_state, "problem_code": inc.problem_code, "note": note or None}
+    after = {"review_state": inc.review_state, "problem_code": inc.problem_code, "box": inc.box, "note": note or None}
     audit(s, who, f"review.{verdict}", f"incident:{incident_id}", before, after)
     return case
 
@@ -175,7 +176,7 @@ def _verdict(
 @router.post("/review/{incident_id}", tags=["review"])
 def review(incident_id: Id, body: ReviewVerdict, who: Reviewer, ctx: ContextDep, s: SessionDep) -> dict:
     """confirm (file it), reject (with a reason), or relabel to another problem type (file as that)."""
-    case = _verdict(ctx, s, who, incident_id, body.verdict, body.problem_code, body.note)
+    case = _verdict(ctx, s, who, incident_id, body.verdict, body.problem_code, body.note, body.box)
     s.commit()
     return {"incident_id": incident_id, "case_id": case.id if case else None, "verdict": body.verdict}
 
@@ -215,7 +216,9 @@ def review_undo(incident_id: Id, who: Reviewer, s: SessionDep) -> dict:
         s.execute(delete(CaseHistory).where(CaseHistory.case_id == case.id))
         s.delete(case)
     if inc.review_state == "relabelled":
-        inc.problem_code = (inc.details or {}).get("relabelled_from", inc.problem_code)
+        details = inc.details or {}
+        inc.problem_code = details.get("relabelled_from", inc.problem_code)
+        inc.box = details.get("box_from", inc.box)
     inc.review_state = "pending"
     audit(s, who, "review.undo", f"incident:{incident_id}", before, {"review_state": "pending"})
     s.commit()

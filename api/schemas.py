@@ -117,7 +117,10 @@ class OutboxPublic(BaseModel):
 
 
 class BulkVerdict(BaseModel):
-    model_config = {"extra": "forbid"}
+    model_config = {
+        "extra": "forbid",
+        "json_schema_extra": {"examples": [{"incident_ids": [12, 13, 14], "verdict": "reject", "note": "光影误报"}]},
+    }
 
     incident_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(min_length=1, max_length=200)
     verdict: Literal["confirm", "reject"]
@@ -141,22 +144,46 @@ class CaseDetail(CasePublic):
     outbox: list[OutboxPublic]
 
 
+Unit = Annotated[float, Field(ge=0, le=1)]
+
+
 class ReviewVerdict(BaseModel):
-    model_config = {"extra": "forbid"}
+    model_config = {
+        "extra": "forbid",
+        "json_schema_extra": {
+            "examples": [
+                {"verdict": "confirm"},
+                {"verdict": "reject", "note": "快递三轮车临时停靠"},
+                {"verdict": "relabel", "problem_code": "06036", "box": [0.52, 0.48, 0.66, 0.7], "note": "是堆物"},
+            ]
+        },
+    }
 
     verdict: Literal["confirm", "reject", "relabel"]
     problem_code: str | None = Field(None, pattern=r"^\d{5}$", description="relabel: the right problem type.")
+    box: tuple[Unit, Unit, Unit, Unit] | None = Field(
+        None, description="relabel: the corrected box, normalised x0, y0, x1, y1 (also a training label)."
+    )
     note: str = Field("", max_length=500)
 
 
 class StatusChange(BaseModel):
-    model_config = {"extra": "forbid"}
+    model_config = {"extra": "forbid", "json_schema_extra": {"examples": [{"status": "handled", "note": "已劝离"}]}}
 
     status: Literal["accepted", "filed", "dispatched", "handled", "verified", "closed", "voided"]
     note: str | None = Field(None, max_length=500)
 
 
 class PlatformCallback(BaseModel):
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {"case_id": "PC-20260302-000001", "status": "dispatched", "ts": "2026-03-02T10:20:00+08:00",
+                 "note": "派遣至城管执法队"}
+            ]
+        }
+    }  # fmt: skip
+
     case_id: str = Field(min_length=1, max_length=64)
     status: str = Field(min_length=1, max_length=32)
     ts: datetime | None = None

@@ -167,8 +167,9 @@ class CaseService:
     # ------------------------------------------------------------ review queue
 
     def review(
-        self, s: Session, incident_id: int, verdict: str, *, code: str | None = None, note: str = ""
-    ) -> Case | None:
+        self, s: Session, incident_id: int, verdict: str, *, code: str | None = None, note: str = "",
+        box: tuple[float, float, float, float] | None = None,
+    ) -> Case | None:  # fmt: skip
         """An operator's verdict on a pending incident: confirm (file), reject, or relabel (file as `code`).
 
         Raises:
@@ -189,6 +190,11 @@ class CaseService:
             if code is None or code not in self.taxonomy:
                 raise ReviewError(f"relabel needs a known problem code, got {code!r}")
             inc.details = {**(inc.details or {}), "relabelled_from": inc.problem_code}
+            if box is not None:
+                if not (box[0] < box[2] and box[1] < box[3]):
+                    raise ReviewError(f"box must be x0 < x1 and y0 < y1, got {box}")
+                inc.details["box_from"] = inc.box
+                inc.box = list(box)
             inc.problem_code = code
             inc.review_state = "relabelled"
         else:

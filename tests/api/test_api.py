@@ -54,14 +54,18 @@ def test_verdicts_are_audited_and_undo_works_until_the_platform_has_it(api) -> N
     r = c.post(f"/api/v1/review/{first}", json={"verdict": "confirm"})
     assert r.status_code == 200 and r.json()["case_id"] is not None
     assert c.post(f"/api/v1/review/{first}", json={"verdict": "reject"}).status_code == 409  # already judged
-    r = c.post(f"/api/v1/review/{second}", json={"verdict": "relabel", "problem_code": "06036", "note": "堆物"})
+    box = [0.52, 0.48, 0.66, 0.7]
+    r = c.post(
+        f"/api/v1/review/{second}", json={"verdict": "relabel", "problem_code": "06036", "box": box, "note": "堆物"}
+    )
     assert r.status_code == 200
+    assert c.get(f"/api/v1/incidents/{second}").json()["box"] == box
     assert c.post(f"/api/v1/review/{third}", json={"verdict": "relabel"}).status_code == 422
     assert c.post("/api/v1/review/999", json={"verdict": "confirm"}).status_code == 404
 
     assert c.post(f"/api/v1/review/{second}/undo").status_code == 200  # nothing sent yet
     [inc] = [i for i in rows(api, Incident) if i.id == second]
-    assert inc.review_state == "pending" and inc.problem_code == "09006"
+    assert inc.review_state == "pending" and inc.problem_code == "09006" and inc.box == [0.5, 0.4, 0.6, 0.7]
     with api.sessions.begin() as s:  # the filer has sent the first one
         for m in s.scalars(select(Outbox)):
             m.state = "done"
