@@ -95,12 +95,17 @@ class Filer:
             and_(Outbox.state == "pending", Outbox.next_attempt_at <= now),
             and_(Outbox.state == "sending", Outbox.lease_until < now),  # a dead filer's claim
         )
-        claimed: list[int] = []
+        lease = now + timedelta(seconds=self.cfg.lease_s)
+        query = select(Outbox.id).where(due).order_by(Outbox.id).limit(BATCH)
         with self.sessions.begin() as s:
-            candidates = s.scalars(select(Outbox.id).where(due).order_by(Outbox.id).limit(BATCH)).all()
-            lease = now + timedelta(seconds=self.cfg.lease_s)
-            for msg_id in candidates:
-                # Compare-and-set: only one filer wins a message, on SQLite and PostgreSQL alike.
+            if s.get_bind().dialect.name == "postgresql":
+                # Many filers share the database: rows another one holds are skipped, not waited for.
+                claimed = list(s.scalars(query.with_for_update(skip_locked=True)))
+                s.execute(update(Outbox).where(Outbox.id.in_(claimed)).values(state="sending", lease_until=lease))
+                return claimed
+            claimed = []
+            for msg_id in s.scalars(query).all():
+                # SQLite has one writer at a time; compare-and-set makes each claim exclusive anyway.
                 res = s.execute(
                     update(Outbox).where(Outbox.id == msg_id, due).values(state="sending", lease_until=lease)
                 )

@@ -182,3 +182,26 @@ def test_updates_wait_for_the_case_and_statuses_arrive_by_poll_and_signed_callba
     [case] = w.rows(Case)
     assert case.status == "handled" and case.verification == "checking"
     assert [(h.to_status, h.source) for h in w.rows(CaseHistory)][-1] == ("handled", "callback")
+
+
+@pytest.mark.postgres
+def test_filers_sharing_postgresql_send_each_case_once(tmp_path: Path, platform: PlatformServer, postgres_url) -> None:
+    w = World(tmp_path, platform.base_url)
+    w.engine.dispose()
+    w.engine, w.sessions = open_database(postgres_url)
+    w.cases = CaseService(TAX, w.settings, w.store, {"c1": CAMERA})
+    queue_cases(w.sessions, w.store, w.cases, 40)
+    cfg = w.settings.platform
+    filers = [Filer(w.sessions, HttpJsonAdapter(cfg), w.store, w.cases, w.settings.filing) for _ in range(3)]
+    for f in filers:
+        f.start()
+    end = time.monotonic() + 60
+    while filers[0].pending() and time.monotonic() < end:
+        time.sleep(0.2)
+    for f in filers:
+        f.stop()
+    stored = platform.admin.cases()
+    assert len(stored) == 40 and len({c["idempotency_key"] for c in stored}) == 40
+    assert sum(f.sent for f in filers) == 40 and sum(1 for f in filers if f.sent) >= 2  # the work was shared
+    assert platform.admin.stats()["duplicates_replayed"] == 0
+    w.engine.dispose()
