@@ -159,12 +159,16 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="configuration directory")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gridsight", description="GridSight video channel")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the pipeline and the API")
-    run.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="configuration directory")
+    _config_option(run)
     run.add_argument("--for", dest="duration", type=float, default=None, metavar="SECONDS", help="stop after this long")
     run.add_argument("--port", type=int, default=None, help="API port (overrides settings.yaml)")
     run.set_defaults(func=cmd_run)
@@ -176,12 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     check.set_defaults(func=cmd_config_check)
 
     incidents = sub.add_parser("incidents", help="list the newest incidents and their evidence files")
-    incidents.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="configuration directory")
+    _config_option(incidents)
     incidents.add_argument("--limit", type=int, default=10)
     incidents.set_defaults(func=cmd_incidents)
 
     filer = sub.add_parser("filer", help="only drain the filing outbox to the platform")
-    filer.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="configuration directory")
+    _config_option(filer)
     filer.add_argument("--for", dest="duration", type=float, default=None, metavar="SECONDS")
     filer.add_argument("--until-empty", action="store_true", help="stop once nothing is left to send")
     filer.set_defaults(func=cmd_filer)
@@ -190,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     cases_sub = cases.add_subparsers(dest="cases_command", required=True)
     export = cases_sub.add_parser("export", help="export all cases as CSV or XLSX (by the file suffix)")
     export.add_argument("out", type=Path)
-    export.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="configuration directory")
+    _config_option(export)
     export.add_argument("--evidence-base", help="URL prefix of evidence links (default: the evidence folder)")
     export.set_defaults(func=cmd_cases_export)
 
@@ -202,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     user_add.add_argument("name")
     user_add.add_argument("--role", choices=ROLES, default="operator")
     user_add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    user_add.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="configuration directory")
+    _config_option(user_add)
     user_add.set_defaults(func=cmd_user_add)
 
     token = sub.add_parser("token", help="API tokens for machines")
@@ -210,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     token_create = token_sub.add_parser("create", help="create a token; it is printed once")
     token_create.add_argument("name")
     token_create.add_argument("--role", choices=ROLES, default="viewer")
-    token_create.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="configuration directory")
+    _config_option(token_create)
     token_create.set_defaults(func=cmd_token_create)
 
     args = parser.parse_args(argv)
