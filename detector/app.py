@@ -28,6 +28,7 @@ from detector.analyzers.onnx_detector import ObjectDetector, OnnxModel, OnnxMode
 from detector.config import Camera, HttpJsonPlatform, LoadedConfig, LocalPlatform, load_config
 from detector.db import CameraHealthEvent, CameraRow, open_database
 from detector.demo_camera import demo_camera
+from detector.events import Events, build_events
 from detector.evidence import EvidenceStore
 from detector.filing.cases import CaseService
 from detector.filing.filer import Filer
@@ -64,11 +65,15 @@ class GridSight:
     _models: dict[str, OnnxModel] = field(default_factory=dict)
     _health_logged: dict[str, bool] = field(default_factory=dict)
     api_port: int | None = None
+    events: Events | None = None  # MQTT (settings.mqtt), None when not configured
 
     # ------------------------------------------------------------ start
 
     def start(self) -> None:
         s = self.config.settings
+        if s.mqtt is not None:  # first, so every later part can report; connects in the background
+            self.events = build_events(s.mqtt, self.config.taxonomy, {c.id: c.name for c in self.config.cameras})
+            self.events.start()
         self.engine, self.sessions = open_database(s.database_url)
         self.store = EvidenceStore(s.evidence_root)
         with self.sessions() as sess:
@@ -76,8 +81,12 @@ class GridSight:
         self._apply_retention()
         cameras = {c.id: c for c in self.config.cameras}
         self.cases = CaseService(self.config.taxonomy, s, self.store, cameras)
+        self.cases.on_status = self.events.case_status if self.events else None
         recur = timedelta(hours=s.filing.recurrence_window_hours)
-        self.incidents = IncidentManager(self.sessions, self.store, self.config.taxonomy, recur, cases=self.cases)
+        self.incidents = IncidentManager(
+            self.sessions, self.store, self.config.taxonomy, recur,
+            on_event=self.events.incident if self.events else None, cases=self.cases,
+        )  # fmt: skip
         self.filer = build_filer(self.config, self.sessions, self.store, self.cases)
         self.queues = FrameQueues()
         self.pipeline = Pipeline(self.incidents, self.queues, self._save_analyzer_state)
@@ -234,6 +243,7 @@ class GridSight:
     def _save_health(self) -> None:
         """Current health into the camera rows; state changes into the health history."""
         now = datetime.now(UTC)
+        snaps: list[HealthSnapshot] = []
         with self.sessions.begin() as s:
             for cam_id, h in self.healths.items():
                 snap = h.snapshot()
@@ -244,6 +254,10 @@ class GridSight:
                     s.add(CameraHealthEvent(camera_id=cam_id, ts=now, state=snap.state.value, error=snap.last_error))
                     self._health_logged[cam_id] = True
                 row.state, row.last_error, row.updated_at = snap.state.value, snap.last_error, now
+                snaps.append(snap)
+        if self.events is not None:  # retained, on a change of state or error (Events remembers the last)
+            for snap in snaps:
+                self.events.camera_status(snap)
 
     def _latest_frame(self, camera_id: str) -> NDArray[np.uint8] | None:
         rt = self.pipeline.cameras.get(camera_id)
@@ -311,6 +325,8 @@ class GridSight:
         self._server.should_exit = True
         self._api_thread.join(10)
         self.engine.dispose()
+        if self.events is not None:  # last: the final health and case changes above still go out
+            self.events.stop()
         log.info("gridsight stopped")
 
 

@@ -81,6 +81,36 @@ class FilingSettings(Strict):
     verify_grace_minutes: float = Field(2, ge=0, description="After 'handled', sightings this early do not count.")
 
 
+class MqttSettings(Strict):
+    """Publish GridSight's events to an MQTT broker (topics and payloads: docs/mqtt.md)."""
+
+    host: str = Field(min_length=1, description="Broker host name or address.")
+    port: int | None = Field(None, ge=1, le=65535, description="Broker port; unset = 1883, or 8883 with tls.")
+    username_env: str | None = Field(None, description="Environment variable holding the broker user name.")
+    password_env: str | None = Field(None, description="Environment variable holding the broker password.")
+    topic_prefix: str = Field("gridsight", description="First topic level(s) of every message, e.g. city/xc.")
+    client_id: str | None = Field(
+        None, max_length=64, description="MQTT client id; unset = gridsight-<host name>-<random>. Unique per broker."
+    )
+    tls: bool = Field(False, description="Connect with TLS, verifying the broker against the system CAs.")
+    qos: Literal[0, 1, 2] = Field(1, description="QoS of every message (1: at least once).")
+    keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive; a dead link is noticed within ~1.5x.")
+    queue_size: int = Field(
+        10000, ge=1, le=1_000_000, description="Messages kept while the broker is unreachable; the oldest are dropped."
+    )
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _topic_prefix(cls, v: str) -> str:
+        if not v or v.startswith(("/", "$")) or v.endswith("/") or "//" in v or any(c in v for c in "#+\0"):
+            raise ValueError("topic_prefix: non-empty topic levels, no wildcards (+ #), no leading $ or /")
+        return v
+
+    @property
+    def effective_port(self) -> int:
+        return self.port or (8883 if self.tls else 1883)
+
+
 class Settings(Strict):
     """Deployment-wide settings (`settings.yaml`). Relative paths are relative to the working directory."""
 
@@ -106,6 +136,7 @@ class Settings(Strict):
     platform: Annotated[LocalPlatform | HttpJsonPlatform, Field(discriminator="type")] = LocalPlatform()
     filing: FilingSettings = FilingSettings()
     calendar: WorkCalendar = Field(default_factory=WorkCalendar, description="Working hours and holidays (时限).")
+    mqtt: MqttSettings | None = Field(None, description="Publish events to an MQTT broker; unset = off.")
 
 
 # ---------------------------------------------------------------- cameras

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -103,6 +104,9 @@ class CaseService:
     settings: Settings
     store: EvidenceStore
     cameras: dict[str, Camera]
+    # Told (case, old status, new status, source) on every change apply_status makes, before the
+    # caller commits (detector/events.py sends it after the commit). Must not raise.
+    on_status: Callable[[Case, str, str, str], None] | None = None
 
     # ------------------------------------------------------------ policy
 
@@ -237,12 +241,15 @@ class CaseService:
         # Case time is the camera's clock (wall time for live cameras, video time for files),
         # so verification and recurrence windows compare like with like.
         now = self._camera_clock(s, case) or datetime.now(UTC)
-        s.add(CaseHistory(case_id=case.id, ts=now, from_status=case.status, to_status=status, source=source, note=note))
+        old = case.status
+        s.add(CaseHistory(case_id=case.id, ts=now, from_status=old, to_status=status, source=source, note=note))
         case.status, case.updated_at = status, datetime.now(UTC)
         if status == "handled":  # 核查: the camera's next analyses decide
             case.verification = "checking"
             case.verify_started_at = now
         log.info("case status", extra={"case": case.id, "status": status, "source": source})
+        if self.on_status is not None:
+            self.on_status(case, old, status, source)
         return True
 
     def latest_case(self, s: Session, incident_id: int) -> Case | None:
