@@ -15,7 +15,7 @@ from datetime import datetime, time, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import (
@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from detector.taxonomy import FilingPolicy, Persistence, RuleSpec, Taxonomy, load_taxonomy
-from detector.workcal import WorkCalendar
+from detector.workcal import TimeZoneName, WorkCalendar
 
 DEFAULT_TZ = "Asia/Shanghai"
 SETTINGS_FILE = "settings.yaml"
@@ -176,16 +176,7 @@ class TimeWindow(Strict):
 
 class Schedule(Strict):
     windows: list[TimeWindow] = Field(min_length=1)
-    timezone: str = Field(DEFAULT_TZ, description="IANA zone of the windows.")
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError) as e:
-            raise ValueError(f"unknown time zone {v!r}") from e
-        return v
+    timezone: TimeZoneName = Field(DEFAULT_TZ, description="IANA zone of the windows.")
 
     def active(self, ts: datetime) -> bool:
         """True when `ts` (aware) falls inside any window."""

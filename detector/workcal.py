@@ -23,15 +23,36 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_TZ = "Asia/Shanghai"
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _ONE_DAY = timedelta(days=1)
+
+
+def _known_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        raise ValueError(f"unknown time zone {name!r}") from e
+    return name
+
+
+#: an IANA time zone name, checked when the configuration is read
+TimeZoneName = Annotated[str, AfterValidator(_known_zone)]
 
 
 class Strict(BaseModel):
@@ -57,7 +78,7 @@ class TimeLimit(Strict):
 class WorkCalendar(Strict):
     """Which moments are working time: work windows on working days in one zone."""
 
-    timezone: str = Field(DEFAULT_TZ, description="IANA zone of the windows and dates; results are in it.")
+    timezone: TimeZoneName = Field(DEFAULT_TZ, description="IANA zone of the windows and dates; results are in it.")
     work_hours: list[tuple[time, time]] = Field(
         default_factory=lambda: [(time(8, 30), time(12)), (time(13, 30), time(17, 30))],
         min_length=1,
@@ -73,15 +94,6 @@ class WorkCalendar(Strict):
     _workdays: frozenset[date] = PrivateAttr(default=frozenset())
     _weekend: frozenset[int] = PrivateAttr(default=frozenset())
     _tz: ZoneInfo = PrivateAttr(default=None)  # type: ignore[assignment]
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError) as e:
-            raise ValueError(f"unknown time zone {v!r}") from e
-        return v
 
     @field_validator("work_hours")
     @classmethod
