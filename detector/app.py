@@ -22,7 +22,8 @@ from api.app import create_app
 from api.deps import ApiContext
 from detector import logs
 from detector.accounts import add_user, audit, generate_password, user_count
-from detector.analyzers.base import Analyzer
+from detector.analyzers.base import Analyzer, restore_states
+from detector.analyzers.haze import HazeAnalyzer, construction_zones
 from detector.analyzers.occupancy import OccupancyAnalyzer, OccupancyParams
 from detector.analyzers.onnx_detector import ObjectDetector, OnnxModel, OnnxModelError
 from detector.config import Camera, HttpJsonPlatform, LoadedConfig, LocalPlatform, load_config
@@ -62,7 +63,7 @@ class GridSight:
     healths: dict[str, CameraHealth] = field(default_factory=dict)
     readers: list[Reader] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
-    _models: dict[str, OnnxModel] = field(default_factory=dict)
+    _models: dict[str, OnnxModel | None] = field(default_factory=dict)  # None: could not be loaded
     _health_logged: dict[str, bool] = field(default_factory=dict)
     api_port: int | None = None
     events: Events | None = None  # MQTT (settings.mqtt), None when not configured
@@ -161,15 +162,19 @@ class GridSight:
             polys = [z.polygon for z in cam.zones if z.purpose.value != "ignore"] or None
             params = OccupancyParams(work_width=occ.width, min_area=occ.min_area)
             out.append(OccupancyAnalyzer(params, mask=polys))
+        if any(lbl.startswith(("haze:", "activity:")) for lbl in needed):
+            sites = construction_zones(cam.zones)
+            if sites:
+                out.append(HazeAnalyzer(sites))
+            else:
+                log.warning(
+                    "dust / night-construction problems need a construction_site zone", extra={"camera": cam.id}
+                )
         det = cam.analyzers.detector
         wanted = {lbl.split(":", 1)[1] for lbl in needed if lbl.startswith("detector:")}
         if det.enabled or (det.enabled is None and wanted):
             model = self._model(det.model)
-            if model is None:
-                log.error(
-                    "detector model unavailable; camera runs without it", extra={"camera": cam.id, "model": det.model}
-                )
-            else:
+            if model is not None:
                 classes = wanted & set(model.classes) or None
                 out.append(ObjectDetector(model, classes=classes))
         return out
@@ -180,8 +185,9 @@ class GridSight:
             try:
                 self._models[name] = OnnxModel(path, intra_op_num_threads=self.config.settings.inference_threads)
             except (ModelManifestError, OnnxModelError) as e:
-                log.error("cannot load model", extra={"model": name, "error": str(e)})
-                return None
+                # Said once; problems with model-free outputs (occupancy, haze) still run without it.
+                log.warning("detector model not loaded; cameras run without it", extra={"model": name, "error": str(e)})
+                self._models[name] = None
         return self._models[name]
 
     def _start_api(self) -> None:
@@ -230,8 +236,7 @@ class GridSight:
             if row is None:
                 return None
             if row.analyzer_state:
-                for a in analyzers:  # only occupancy keeps state; the others ignore it
-                    a.load_state(row.analyzer_state)
+                restore_states(analyzers, row.analyzer_state)
             return row.last_frame_at
 
     def _apply_retention(self) -> None:
@@ -275,6 +280,7 @@ class GridSight:
             {"name": m.manifest.name, "version": m.manifest.version, "classes": m.manifest.classes,
              "input": [m.manifest.input.width, m.manifest.input.height], "metrics": m.manifest.metrics}
             for m in self._models.values()
+            if m is not None
         ]  # fmt: skip
 
     def ensure_admin(self) -> str | None:

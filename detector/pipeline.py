@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import numpy as np
 from numpy.typing import NDArray
 
-from detector.analyzers.base import Analyzer
+from detector.analyzers.base import Analyzer, pack_states
 from detector.config import Camera
 from detector.gate import SceneGate
 from detector.health import CameraHealth
@@ -152,10 +152,9 @@ class Pipeline:
             rt.lag_s = time.monotonic() - frame.arrived
 
     def _persist_state(self, rt: CameraRuntime, ts: datetime | None = None) -> None:
-        for a in rt.analyzers:
-            blob = a.state()
-            if blob is not None:
-                self._save_state(rt.camera.id, blob)
+        blob = pack_states(rt.analyzers)
+        if blob is not None:
+            self._save_state(rt.camera.id, blob)
         if ts is not None:
             rt.state_saved_at = ts
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from abc import ABC, abstractmethod
+
+import numpy as np
 
 from detector.types import Frame, Observations
 
@@ -31,3 +34,25 @@ class Analyzer(ABC):
 
     def load_state(self, blob: bytes) -> None:  # noqa: B027 - optional hook
         """Restores what `state()` returned; ignores a blob that no longer fits."""
+
+
+def pack_states(analyzers: list[Analyzer]) -> bytes | None:
+    """The long-lived state of every analyzer of a camera, in one blob keyed by analyzer name."""
+    blobs = {a.name: np.frombuffer(b, np.uint8) for a in analyzers if (b := a.state()) is not None}
+    if not blobs:
+        return None
+    buf = io.BytesIO()
+    np.savez(buf, **blobs)  # plain uint8 arrays: loading never unpickles
+    return buf.getvalue()
+
+
+def restore_states(analyzers: list[Analyzer], blob: bytes) -> None:
+    """Gives each analyzer its part of `pack_states`' blob; an unreadable blob is ignored."""
+    try:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
+            parts = {name: archive[name].tobytes() for name in archive.files}
+    except (ValueError, OSError, KeyError):
+        return  # from an older version or damaged: the analyzers learn the view again
+    for a in analyzers:
+        if a.name in parts:
+            a.load_state(parts[a.name])
