@@ -26,6 +26,7 @@ from detector.analyzers.base import Analyzer, restore_states
 from detector.analyzers.haze import HazeAnalyzer, construction_zones
 from detector.analyzers.occupancy import OccupancyAnalyzer, OccupancyParams
 from detector.analyzers.onnx_detector import ObjectDetector, OnnxModel, OnnxModelError
+from detector.analyzers.text import TextDetector
 from detector.config import Camera, HttpJsonPlatform, LoadedConfig, LocalPlatform, load_config
 from detector.db import CameraHealthEvent, CameraRow, open_database
 from detector.demo_camera import demo_camera
@@ -162,6 +163,12 @@ class GridSight:
             polys = [z.polygon for z in cam.zones if z.purpose.value != "ignore"] or None
             params = OccupancyParams(work_width=occ.width, min_area=occ.min_area)
             out.append(OccupancyAnalyzer(params, mask=polys))
+        if any(lbl.startswith("text:") for lbl in needed):
+            walls = [z.polygon for z in cam.zones if z.purpose.value in ("wall", "pole")]
+            if walls:
+                out.append(TextDetector(walls, intra_op_num_threads=self.config.settings.inference_threads))
+            else:
+                log.warning("small-ad problems need a wall or pole zone", extra={"camera": cam.id})
         if any(lbl.startswith(("haze:", "activity:")) for lbl in needed):
             sites = construction_zones(cam.zones)
             if sites:

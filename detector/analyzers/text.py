@@ -84,7 +84,7 @@ class TextParams:
     min_line_score: float = 0.5
     #: characters smaller than this (px, measured on the line's ink) are too small for digits to be
     #: trusted: such lines count as text, but no phone number is taken from them
-    min_phone_char_px: float = 6.0
+    min_phone_char_px: float = 7.0
     #: minimum characters (spaces excluded) in a line, and in a poster
     min_line_chars: int = 2
     min_poster_chars: int = 4
@@ -134,7 +134,7 @@ class RapidOcrEngine:
     DET_MODEL = "PP-OCRv6_det_small.onnx"
     REC_MODEL = "PP-OCRv6_rec_small.onnx"
 
-    def __init__(self, *, intra_op_num_threads: int = 1, tile_px: int = 2048) -> None:
+    def __init__(self, *, intra_op_num_threads: int = 1) -> None:
         import rapidocr  # heavy: only cameras watching walls need it
         from rapidocr import RapidOCR
 
@@ -150,7 +150,7 @@ class RapidOcrEngine:
                 "Global.use_cls": False,
                 "Det.model_path": str(det),
                 "Det.limit_type": "max",
-                "Det.limit_side_len": int(tile_px),
+                "Det.limit_side_len": 8192,  # never resized: the analyzer sizes its tiles itself
                 "Rec.model_path": str(rec),
                 "EngineConfig.onnxruntime.intra_op_num_threads": threads,
                 "EngineConfig.onnxruntime.inter_op_num_threads": 1,
@@ -190,13 +190,12 @@ def shared_engine(intra_op_num_threads: int = 1) -> RapidOcrEngine:
 
 @dataclass(slots=True)
 class _Line:
-    """One read text line of the current frame (normalised xyxy, height in px)."""
+    """One read text line of the current frame."""
 
-    xyxy: tuple[float, float, float, float]
+    xyxy: tuple[float, float, float, float]  # normalised
     text: str
-    score: float
-    height_px: float  # of the detected line box
-    char_px: float  # of its characters (ink rows of the straightened line)
+    score: float  # recogniser confidence
+    char_px: float  # height of its characters, px of the frame (ink rows of the straightened line)
 
 
 @dataclass(slots=True)
@@ -357,7 +356,6 @@ class TextDetector(Analyzer):
                     (float(bx0 / w), float(by0 / h), float(bx1 / w), float(by1 / h)),
                     text,
                     float(score),
-                    float(_short_side(q)),
                     float(_ink_height(c) * _short_side(q)),
                 )
             )
@@ -461,7 +459,9 @@ class TextDetector(Analyzer):
             xy = np.asarray([ln.xyxy for ln, _, _ in members], np.float32)
             phones: list[str] = []
             for _, phs, _ in members:
-                phones.extend(ph for ph in phs if ph not in phones)
+                for ph in phs:
+                    if ph not in phones:
+                        phones.append(ph)
             weight = np.asarray([len(ln.text.replace(" ", "")) for ln, _, _ in members], np.float32)
             score = float(np.dot(weight, [ln.score for ln, _, _ in members]) / weight.sum())
             boxes.append((xy[:, 0].min(), xy[:, 1].min(), xy[:, 2].max(), xy[:, 3].max()))
