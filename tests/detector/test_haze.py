@@ -15,31 +15,17 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from numpy.typing import NDArray
 
 from detector.analyzers.haze import ACTIVITY, DUST, HazeAnalyzer, HazeParams
 from detector.analyzers.occupancy import OccupancyAnalyzer
 from detector.scenarios import SCENARIOS, SITE_ZONE, ScenarioSpec, ScenarioTruth, ensure_scenario, generate_scenario
 from detector.types import Frame, Observations
+from tests.support.video import Sampled, sample
 
 STEP_S = 5.0
 ZONES = {"site": SITE_ZONE}
 ZONE_BOX = (0.53, 0.08, 0.99, 0.55)
 
-Sampled = list[tuple[float, NDArray[np.uint8]]]
-
-
-def _sample(path: Path, step_s: float = STEP_S) -> Sampled:
-    """(t, BGR image) every `step_s` seconds of video, decoded with PyAV."""
-    out: Sampled = []
-    nxt = 0.0
-    with av.open(str(path)) as c:
-        for f in c.decode(video=0):
-            t = float(f.pts * f.time_base)
-            if t + 1e-6 >= nxt:
-                out.append((t, f.to_ndarray(format="bgr24")))
-                nxt += step_s
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +33,7 @@ def scenario(video_cache: Path) -> Callable[[str], tuple[Sampled, ScenarioTruth]
     @functools.cache
     def get(name: str) -> tuple[Sampled, ScenarioTruth]:
         path, truth = ensure_scenario(video_cache, SCENARIOS[name])
-        return _sample(path), truth
+        return sample(path, STEP_S), truth
 
     return get
 

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 import pytest
@@ -21,24 +20,11 @@ from numpy.typing import NDArray
 from detector.analyzers.tamper import TamperDetector, TamperParams, TamperState
 from detector.scenarios import SCENARIOS, ScenarioTruth, ensure_scenario
 from detector.types import Frame
+from tests.support.video import Sampled, sample
 
 STEP_S = 5.0
 CONFIRM_S = TamperParams().confirm * STEP_S  # a verdict is reported after `confirm` checks in a row
 
-Sampled = list[tuple[float, NDArray[np.uint8]]]
-
-
-def _sample(path: Path, step_s: float = STEP_S) -> Sampled:
-    """(t, BGR image) every `step_s` seconds of video, decoded with PyAV."""
-    out: Sampled = []
-    nxt = 0.0
-    with av.open(str(path)) as c:
-        for f in c.decode(video=0):
-            t = float(f.pts * f.time_base)
-            if t + 1e-6 >= nxt:
-                out.append((t, f.to_ndarray(format="bgr24")))
-                nxt += step_s
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +32,7 @@ def scenario(video_cache: Path) -> Callable[[str], tuple[Sampled, ScenarioTruth]
     @functools.cache
     def get(name: str) -> tuple[Sampled, ScenarioTruth]:
         path, truth = ensure_scenario(video_cache, SCENARIOS[name])
-        return _sample(path), truth
+        return sample(path, STEP_S), truth
 
     return get
 
