@@ -27,7 +27,6 @@ ZONES = {"site": SITE_ZONE}
 ZONE_BOX = (0.53, 0.08, 0.99, 0.55)
 
 
-
 @pytest.fixture(scope="module")
 def scenario(video_cache: Path) -> Callable[[str], tuple[Sampled, ScenarioTruth]]:
     @functools.cache

@@ -26,7 +26,6 @@ STEP_S = 5.0
 CONFIRM_S = TamperParams().confirm * STEP_S  # a verdict is reported after `confirm` checks in a row
 
 
-
 @pytest.fixture(scope="module")
 def scenario(video_cache: Path) -> Callable[[str], tuple[Sampled, ScenarioTruth]]:
     @functools.cache
