@@ -34,7 +34,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if password := app.ensure_admin():
         print(f"First run: created user 'admin' with password {password} — log in and keep it safe.", flush=True)
     if app.api_port:
-        print(f"GridSight API: http://{app.config.settings.api_host}:{app.api_port}/api/v1/incidents", flush=True)
+        base = f"http://{app.config.settings.api_host}:{app.api_port}"
+        print(f"GridSight console: {base}/", flush=True)
+        print(f"GridSight API: {base}/api/v1/ (OpenAPI: {base}/docs)", flush=True)
     try:
         app.run(args.duration)
     finally:
