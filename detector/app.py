@@ -116,10 +116,9 @@ class GridSight:
         opts = ReaderOptions(
             cadence_s=cam.cadence_s,
             ring_s=cam.evidence.pre_s + cam.evidence.post_s + 3 * cam.cadence_s,
-            block_when_full=file_src,
         )
 
-        def sink(frame, _h=health, _block=file_src):
+        def sink(frame, _h=health, _block=file_src):  # files wait for the analysis; live cameras drop the oldest
             self.queues.put(frame, block=_block, health=_h)
 
         ring = None

@@ -100,7 +100,6 @@ class ReaderOptions:
     backoff_min_s: float = 1.0
     backoff_max_s: float = 60.0
     max_decode_errors: int = 50  # consecutive undecodable packets → reconnect
-    block_when_full: bool = False  # file sources: back-pressure instead of dropping
 
 
 class Backoff:
