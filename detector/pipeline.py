@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -97,11 +97,13 @@ class CameraRuntime:
 
 
 class Pipeline:
-    def __init__(self, incidents: IncidentManager, queues: FrameQueues, save_state) -> None:
+    def __init__(
+        self, incidents: IncidentManager, queues: FrameQueues, save_state: Callable[[str, bytes], None]
+    ) -> None:
         self.incidents = incidents
         self.queues = queues
         self.cameras: dict[str, CameraRuntime] = {}
-        self._save_state = save_state  # (camera_id, bytes) -> None
+        self._save_state = save_state  # where analyzer state goes (the camera's database row)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="analysis", daemon=True)
 
