@@ -17,15 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from .child import ChildServer
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
@@ -82,8 +80,11 @@ class PlatformAdmin:
         return self._call("POST", "/_admin/fetch_evidence", {"case_id": case_id})
 
 
-class PlatformServer:
+class PlatformServer(ChildServer):
     """The test platform on 127.0.0.1, state in `data_dir`; restartable on the same port."""
+
+    error = PlatformServerError
+    label = "platform server"
 
     def __init__(
         self,
@@ -101,20 +102,10 @@ class PlatformServer:
         self.token = token
         self.callback_url = callback_url
         self.callback_secret = callback_secret
-        self._port = port  # None until the first start() when the OS picks it
-        self.startup_timeout = startup_timeout
+        super().__init__(port, startup_timeout, cwd=REPO)
         self.admin = PlatformAdmin(self)
-        self._proc: subprocess.Popen | None = None
-        self._stdout = None
-        self._stderr = None
 
     # --- public API -------------------------------------------------------------
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise PlatformServerError("port unknown until start()")
-        return self._port
-
     @property
     def root_url(self) -> str:
         return f"http://{HOST}:{self.port}"
@@ -127,43 +118,6 @@ class PlatformServer:
     def headers(self) -> dict[str, str]:
         """The Authorization header this server wants (empty without a token)."""
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def start(self) -> PlatformServer:
-        if self._proc is not None:
-            raise PlatformServerError("already started; stop() first")
-        now = time.monotonic()
-        deadline = now + self.startup_timeout
-        retry_until = now + min(5.0, self.startup_timeout / 2)  # the old process may still hold the port
-        while True:
-            err = self._spawn_and_wait_ready(deadline)
-            if err is None:
-                return self
-            if "could not bind" in err and self._port and time.monotonic() < retry_until:
-                time.sleep(0.2)
-                continue
-            raise PlatformServerError(err)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """SIGTERM, then SIGKILL after `timeout`."""
-        self._end(signal.SIGTERM, timeout)
-
-    def kill(self) -> None:
-        """SIGKILL at once (a crash): committed state survives."""
-        self._end(signal.SIGKILL, 5.0)
-
-    def restart(self) -> PlatformServer:
-        self.stop()
-        return self.start()
-
-    def __enter__(self) -> PlatformServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         return f"PlatformServer(port={self._port}, data_dir={self.data_dir}, running={self.running})"
@@ -186,59 +140,5 @@ class PlatformServer:
             cmd += ["--callback-url", self.callback_url, "--callback-secret", str(self.callback_secret)]
         return cmd
 
-    def _spawn_and_wait_ready(self, deadline: float) -> str | None:
-        cmd = self._command()
-        # Logs go to files, not pipes, so a chatty child never blocks on a full pipe.
-        self._stdout = tempfile.TemporaryFile(mode="w+")
-        self._stderr = tempfile.TemporaryFile(mode="w+")
-        self._proc = subprocess.Popen(
-            cmd, cwd=REPO, stdin=subprocess.PIPE, stdout=self._stdout, stderr=self._stderr, text=True
-        )
-        while True:
-            self._stdout.seek(0)
-            for line in self._stdout.read().splitlines():
-                if line.startswith("READY "):
-                    self._port = int(line.split()[1])
-                    return None
-            code = self._proc.poll()
-            if code is not None or time.monotonic() > deadline:
-                why = (
-                    f"exited with code {code}" if code is not None else f"not READY within {self.startup_timeout:.0f}s"
-                )
-                stderr = self._read_stderr()
-                self.stop()
-                shown = " ".join(
-                    "***" if prev in ("--token", "--callback-secret") else a
-                    for prev, a in zip(["", *cmd], cmd, strict=False)
-                )
-                return f"platform server {why}: {shown}\n--- stderr ---\n{stderr}"
-            time.sleep(0.05)
-
-    def _end(self, sig: signal.Signals, timeout: float) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        try:
-            if proc.poll() is None:
-                proc.send_signal(sig)
-                try:
-                    proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout)
-        finally:
-            if proc.stdin:
-                proc.stdin.close()
-            self._close_logs()
-
-    def _read_stderr(self) -> str:
-        if self._stderr is None:
-            return ""
-        self._stderr.seek(0)
-        return self._stderr.read()[-8000:]
-
-    def _close_logs(self) -> None:
-        for f in (self._stdout, self._stderr):
-            if f is not None:
-                f.close()
-        self._stdout = self._stderr = None
+    def _shown(self, cmd: list[str]) -> str:
+        return " ".join("***" if prev in ("--token", "--callback-secret") else a for prev, a in zip(["", *cmd], cmd))

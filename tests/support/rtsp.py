@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import functools
 import os
-import signal
 import subprocess
-import tempfile
-import time
 from pathlib import Path
+
+from .child import ChildServer
 
 # Override for unusual machines; the default is Debian's interpreter, where
 # python3-gi and gir1.2-gst-rtsp-server-1.0 install the bindings.
@@ -68,8 +67,12 @@ class RtspServerError(RuntimeError):
     pass
 
 
-class RtspServer:
+class RtspServer(ChildServer):
     """A looping, live-paced RTSP server on 127.0.0.1, one mount per MP4 file."""
+
+    error = RtspServerError
+    label = "RTSP server"
+    bind_error = "could not listen"
 
     def __init__(
         self,
@@ -86,109 +89,21 @@ class RtspServer:
                 raise ValueError(f"bad mount name {name!r}")
             if not path.is_file():
                 raise FileNotFoundError(f"mount {name!r}: no such file {path}")
-        self._port = port  # None until the first start() when the OS picks it
-        self.startup_timeout = startup_timeout
-        self._proc: subprocess.Popen | None = None
-        self._stdout = None
-        self._stderr = None
+        super().__init__(port, startup_timeout)
 
     # --- public API -----------------------------------------------------------
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RtspServerError("port unknown until start()")
-        return self._port
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
     def url(self, name: str) -> str:
         name = name.strip("/")
         if name not in self.mounts:
             raise KeyError(f"no mount {name!r}; have {sorted(self.mounts)}")
         return f"rtsp://{HOST}:{self.port}/{name}"
 
-    def start(self) -> RtspServer:
-        if self._proc is not None:
-            raise RtspServerError("already started; stop() first")
-        now = time.monotonic()
-        deadline = now + self.startup_timeout
-        # A restart can race the old process releasing the port: retry that case
-        # (only) for a while, leaving the last attempt time to start up.
-        retry_until = now + min(5.0, self.startup_timeout / 2)
-        while True:
-            err = self._spawn_and_wait_ready(deadline)
-            if err is None:
-                return self
-            if "could not listen" in err and self._port and time.monotonic() < retry_until:
-                time.sleep(0.2)
-                continue
-            raise RtspServerError(err)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        try:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout)
-        finally:
-            if proc.stdin:
-                proc.stdin.close()
-            self._close_logs()
-
-    def __enter__(self) -> RtspServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
     def __repr__(self) -> str:
         return f"RtspServer(port={self._port}, mounts={sorted(self.mounts)}, running={self.running})"
 
     # --- internals --------------------------------------------------------------
-    def _spawn_and_wait_ready(self, deadline: float) -> str | None:
-        """Start the child; None once it printed READY, else an error message."""
+    def _command(self) -> list[str]:
         cmd = [SYSTEM_PYTHON, str(SERVER_SCRIPT), "--port", str(self._port or 0), "--exit-on-stdin-eof"]
         for name, path in self.mounts.items():
             cmd += ["--mount", f"{name}={path}"]
-        # Logs go to files, not pipes: a chatty child can never block on a full pipe.
-        self._stdout = tempfile.TemporaryFile(mode="w+")
-        self._stderr = tempfile.TemporaryFile(mode="w+")
-        # stdin is a pipe we never write: if the test process dies, the child
-        # sees EOF and exits instead of lingering.
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=self._stdout, stderr=self._stderr, text=True)
-        while True:
-            self._stdout.seek(0)
-            for line in self._stdout.read().splitlines():
-                if line.startswith("READY"):
-                    parts = line.split()
-                    self._port = int(parts[1]) if len(parts) > 1 else self._port
-                    return None
-            code = self._proc.poll()
-            if code is not None or time.monotonic() > deadline:
-                why = (
-                    f"exited with code {code}" if code is not None else f"not READY within {self.startup_timeout:.0f}s"
-                )
-                stderr = self._read_stderr()
-                self.stop()
-                return f"RTSP server {why}: {' '.join(cmd)}\n--- stderr ---\n{stderr}"
-            time.sleep(0.05)
-
-    def _read_stderr(self) -> str:
-        if self._stderr is None:
-            return ""
-        self._stderr.seek(0)
-        return self._stderr.read()[-8000:]
-
-    def _close_logs(self) -> None:
-        for f in (self._stdout, self._stderr):
-            if f is not None:
-                f.close()
-        self._stdout = self._stderr = None
+        return cmd
