@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import ClassVar
 
 import av
 import cv2
@@ -71,8 +72,40 @@ _FACADES: list[BGR] = [
 _SIGNS: list[BGR] = [(40, 90, 30), (30, 30, 150), (90, 40, 20), (25, 25, 25), (20, 110, 170)]
 
 
+class VideoSpec:
+    """What every generated-video spec shares: size, rate, GOP checks, and the cache key.
+
+    Subclasses are frozen dataclasses with width, height, fps, duration_s and
+    gop_s fields and a `version` class variable of their generator.
+    """
+
+    __slots__ = ()
+    version: ClassVar[int]
+
+    def _check_video(self) -> None:
+        if self.width < 64 or self.height < 64 or self.width % 2 or self.height % 2:
+            raise ValueError(f"size must be even and >= 64, got {self.width}x{self.height}")
+        if self.fps <= 0 or self.duration_s <= 0:
+            raise ValueError("fps and duration_s must be positive")
+        if self.gop_frames < 1 or abs(self.gop_s * self.fps - self.gop_frames) > 1e-6:
+            raise ValueError(f"gop_s * fps must be a whole number of frames, got {self.gop_s * self.fps}")
+
+    @property
+    def frame_count(self) -> int:
+        return round(self.duration_s * self.fps)
+
+    @property
+    def gop_frames(self) -> int:
+        return round(self.gop_s * self.fps)
+
+    def key(self) -> str:
+        """Short content hash naming cached files (includes the generator version)."""
+        blob = json.dumps({**asdict(self), "_v": self.version}, sort_keys=True)
+        return hashlib.sha1(blob.encode(), usedforsecurity=False).hexdigest()[:10]
+
+
 @dataclass(frozen=True, slots=True)
-class StreetSpec:
+class StreetSpec(VideoSpec):
     """Everything that determines the video; equal specs give identical bytes.
 
     `stall_arrive_s=None` means no stall; `stall_leave_s=None` means it stays
@@ -95,6 +128,7 @@ class StreetSpec:
     cars: bool = True
     lighting_drift: bool = True
     cloud_s: float | None = 300.0
+    version: ClassVar[int] = _VERSION
 
     def __post_init__(self) -> None:
         # Floats are coerced so that StreetSpec(duration_s=60) hashes like 60.0.
@@ -102,28 +136,10 @@ class StreetSpec:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, float(value))
-        if self.width < 64 or self.height < 64 or self.width % 2 or self.height % 2:
-            raise ValueError(f"size must be even and >= 64, got {self.width}x{self.height}")
-        if self.fps <= 0 or self.duration_s <= 0:
-            raise ValueError("fps and duration_s must be positive")
-        if self.gop_frames < 1 or abs(self.gop_s * self.fps - self.gop_frames) > 1e-6:
-            raise ValueError(f"gop_s * fps must be a whole number of frames, got {self.gop_s * self.fps}")
+        self._check_video()
         if self.stall_arrive_s is not None and self.stall_leave_s is not None:
             if self.stall_leave_s < self.stall_arrive_s + _PUSH_S:
                 raise ValueError(f"stall must stay at least {_PUSH_S} s (pushing in takes that long)")
-
-    @property
-    def frame_count(self) -> int:
-        return round(self.duration_s * self.fps)
-
-    @property
-    def gop_frames(self) -> int:
-        return round(self.gop_s * self.fps)
-
-    def key(self) -> str:
-        """Short content hash naming cached files (includes the generator version)."""
-        blob = json.dumps({**asdict(self), "_v": _VERSION}, sort_keys=True)
-        return hashlib.sha1(blob.encode(), usedforsecurity=False).hexdigest()[:10]
 
 
 @dataclass(frozen=True, slots=True)

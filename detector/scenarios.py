@@ -33,15 +33,14 @@ the specs the tests and the bench use.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import ClassVar
 
 import cv2
 import numpy as np
@@ -53,6 +52,7 @@ from detector.demo import (
     _PX_PER_M,
     BGR,
     StreetSpec,
+    VideoSpec,
     _encode,
     _pt,
     _rect,
@@ -84,7 +84,7 @@ _PAINT: BGR = (36, 38, 42)  # spray paint on the lens
 
 
 @dataclass(frozen=True, slots=True)
-class ScenarioSpec:
+class ScenarioSpec(VideoSpec):
     """Everything that determines a scenario video; equal specs give identical bytes.
 
     `start` is the wall-clock time of the first frame (ISO 8601 with offset):
@@ -116,6 +116,7 @@ class ScenarioSpec:
     bump_px: tuple[int, int] = (14, 8)
     cover_s: float | None = None
     defocus_s: float | None = None
+    version: ClassVar[int] = _VERSION
 
     def __post_init__(self) -> None:
         for name in ("duration_s", "gop_s", "cloud_s", "cloud_ramp_s", "dust_s", "dust_build_s", "dust_hold_s",
@@ -126,26 +127,8 @@ class ScenarioSpec:
         if self.works is not None:
             object.__setattr__(self, "works", (float(self.works[0]), float(self.works[1])))
         object.__setattr__(self, "bump_px", (int(self.bump_px[0]), int(self.bump_px[1])))
-        if self.width < 64 or self.height < 64 or self.width % 2 or self.height % 2:
-            raise ValueError(f"size must be even and >= 64, got {self.width}x{self.height}")
-        if self.fps <= 0 or self.duration_s <= 0:
-            raise ValueError("fps and duration_s must be positive")
-        if self.gop_frames < 1 or abs(self.gop_s * self.fps - self.gop_frames) > 1e-6:
-            raise ValueError(f"gop_s * fps must be a whole number of frames, got {self.gop_s * self.fps}")
+        self._check_video()
         datetime.fromisoformat(self.start)  # raises on a bad start
-
-    @property
-    def frame_count(self) -> int:
-        return round(self.duration_s * self.fps)
-
-    @property
-    def gop_frames(self) -> int:
-        return round(self.gop_s * self.fps)
-
-    def key(self) -> str:
-        """Short content hash naming cached files (includes the generator version)."""
-        blob = json.dumps({**asdict(self), "_v": _VERSION}, sort_keys=True)
-        return hashlib.sha1(blob.encode(), usedforsecurity=False).hexdigest()[:10]
 
 
 @dataclass(frozen=True, slots=True)
