@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 from fastapi import Depends, HTTPException, Request
@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from detector.accounts import Principal, principal_for_session, principal_for_token
 from detector.config import Camera
+from detector.deployments import ModelStore
 from detector.evidence import EvidenceStore
 from detector.filing.cases import CaseService
 from detector.health import HealthSnapshot
@@ -34,7 +35,7 @@ class ApiContext:
     callback_secret: str | None = None  # HMAC secret of platform status callbacks
     status_map: dict[str, str] = field(default_factory=dict)  # platform status names → GridSight's
     latest_frame: Callable[[str], NDArray[np.uint8] | None] = lambda _camera_id: None
-    models: Callable[[], list[dict[str, Any]]] = list
+    model_store: ModelStore | None = None  # the models folder (versions, deployments)
     runtime_stats: Callable[[], dict[str, dict[str, float]]] = dict  # per camera: analyses, seconds, lag
     cookie_secure: bool = False
 

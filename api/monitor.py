@@ -1,4 +1,4 @@
-"""Cameras and their health, statistics, models, taxonomy, Prometheus metrics, liveness."""
+"""Cameras and their health, statistics, taxonomy, Prometheus metrics, liveness."""
 
 from __future__ import annotations
 
@@ -94,12 +94,6 @@ def camera_frame(camera_id: str, _: Reader, ctx: ContextDep) -> Response:
 @router.get("/taxonomy", tags=["reference"])
 def taxonomy(_: Reader, ctx: ContextDep) -> list[dict[str, str]]:
     return [{"code": t.code, "name_zh": t.name_zh, "name_en": t.name_en} for t in ctx.taxonomy]
-
-
-@router.get("/models", tags=["reference"])
-def models(_: Reader, ctx: ContextDep) -> list[dict[str, Any]]:
-    """Detector models loaded by the pipeline, with their manifests' key facts."""
-    return ctx.models()
 
 
 @router.get("/stats", tags=["statistics"])

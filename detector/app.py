@@ -28,8 +28,9 @@ from detector.analyzers.occupancy import OccupancyAnalyzer, OccupancyParams
 from detector.analyzers.onnx_detector import ObjectDetector, OnnxModel, OnnxModelError
 from detector.analyzers.text import TextDetector
 from detector.config import Camera, HttpJsonPlatform, LoadedConfig, LocalPlatform, load_config
-from detector.db import CameraHealthEvent, CameraRow, open_database
+from detector.db import CameraHealthEvent, CameraRow, ModelFinding, open_database
 from detector.demo_camera import demo_camera
+from detector.deployments import DeploymentError, Desired, ModelStore, desired
 from detector.events import Events, build_events
 from detector.evidence import EvidenceStore
 from detector.filing.cases import CaseService
@@ -42,6 +43,7 @@ from detector.model_manifest import ModelManifestError
 from detector.pipeline import CameraRuntime, FrameQueues, Pipeline
 from detector.ring import PacketRing
 from detector.rules import CameraRules
+from detector.shadow import ShadowTap
 from detector.sources import (
     Reader,
     ReaderOptions,
@@ -64,7 +66,9 @@ class GridSight:
     healths: dict[str, CameraHealth] = field(default_factory=dict)
     readers: list[Reader] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
-    _models: dict[str, OnnxModel | None] = field(default_factory=dict)  # None: could not be loaded
+    _models: dict[tuple[str, str], OnnxModel | None] = field(default_factory=dict)  # None: could not be loaded
+    _detectors: list[tuple[str, str, ObjectDetector]] = field(default_factory=list)  # camera, model, detector
+    _desired: Desired = field(default_factory=lambda: Desired({}, {}))  # model versions the cameras run
     _health_logged: dict[str, bool] = field(default_factory=dict)
     api_port: int | None = None
     events: Events | None = None  # MQTT (settings.mqtt), None when not configured
@@ -78,8 +82,10 @@ class GridSight:
             self.events.start()
         self.engine, self.sessions = open_database(s.database_url)
         self.store = EvidenceStore(s.evidence_root)
+        self.model_store = ModelStore(s.models_dir)
         with self.sessions() as sess:
             self.store.sweep_orphans(sess)
+            self._desired = desired(sess, self.model_store)
         self._apply_retention()
         cameras = {c.id: c for c in self.config.cameras}
         self.cases = CaseService(self.config.taxonomy, s, self.store, cameras)
@@ -179,22 +185,56 @@ class GridSight:
         det = cam.analyzers.detector
         wanted = {lbl.split(":", 1)[1] for lbl in needed if lbl.startswith("detector:")}
         if det.enabled or (det.enabled is None and wanted):
-            model = self._model(det.model)
-            if model is not None:
-                classes = wanted & set(model.classes) or None
-                out.append(ObjectDetector(model, classes=classes))
+            version = self._desired.active.get(det.model)
+            model = self._model(det.model, version) if version else None
+            if model is None:
+                log.warning("detector model not found; the camera runs without it", extra={"camera": cam.id})
+            else:
+                detector = ObjectDetector(model, classes=wanted & set(model.classes) or None)
+                self._tap(detector, det.model, cam.id, self._desired)
+                self._detectors.append((cam.id, det.model, detector))
+                out.append(detector)
         return out
 
-    def _model(self, name: str) -> OnnxModel | None:
-        if name not in self._models:
-            path = self.config.settings.models_dir / name
+    def _model(self, name: str, version: str) -> OnnxModel | None:
+        """One session per model version, shared by every camera; None (said once) if it cannot load."""
+        key = (name, version)
+        if key not in self._models:
             try:
-                self._models[name] = OnnxModel(path, intra_op_num_threads=self.config.settings.inference_threads)
-            except (ModelManifestError, OnnxModelError) as e:
-                # Said once; problems with model-free outputs (occupancy, haze) still run without it.
-                log.warning("detector model not loaded; cameras run without it", extra={"model": name, "error": str(e)})
-                self._models[name] = None
-        return self._models[name]
+                path = self.model_store.path(name, version)
+                self._models[key] = OnnxModel(path, intra_op_num_threads=self.config.settings.inference_threads)
+            except (DeploymentError, ModelManifestError, OnnxModelError) as e:
+                log.warning("detector model not loaded", extra={"model": name, "version": version, "error": str(e)})
+                self._models[key] = None
+        return self._models[key]
+
+    def _tap(self, detector: ObjectDetector, name: str, camera_id: str, want: Desired) -> None:
+        """Starts, changes or stops the camera's shadow run to match `want`."""
+        run = want.shadow_for(name, camera_id)
+        candidate = self._model(name, run.version) if run else None
+        if run is None or candidate is None:
+            detector.shadow = None
+        elif detector.shadow is None or detector.shadow.run_id != run.run_id:
+            detector.shadow = ShadowTap(run.run_id, name, candidate, self._store_findings)
+
+    def _store_findings(self, rows: list[ModelFinding]) -> None:
+        with self.sessions.begin() as s:
+            s.add_all(rows)
+
+    def _sync_models(self) -> None:
+        """Applies promotions, rollbacks and shadow runs recorded in the database, without a restart."""
+        with self.sessions() as s:
+            want = desired(s, self.model_store)
+        if want == self._desired:
+            return
+        for camera_id, name, detector in self._detectors:
+            version = want.active.get(name)
+            model = self._model(name, version) if version else None
+            if model is not None and model is not detector.model:
+                detector.swap(model)
+                log.info("detector model swapped", extra={"camera": camera_id, "model": name, "version": version})
+            self._tap(detector, name, camera_id, want)
+        self._desired = want
 
     def _start_api(self) -> None:
         s = self.config.settings
@@ -206,7 +246,7 @@ class GridSight:
             health=self.health,
             cases=self.cases,
             latest_frame=self._latest_frame,
-            models=self._model_facts,
+            model_store=self.model_store,
             runtime_stats=self._runtime_stats,
             cookie_secure=s.api_cookie_secure,
             **platform_callbacks(s.platform),
@@ -281,14 +321,6 @@ class GridSight:
             for rt in self.pipeline.runtimes()
         }  # fmt: skip
 
-    def _model_facts(self) -> list[dict[str, Any]]:
-        return [
-            {"name": m.manifest.name, "version": m.manifest.version, "classes": m.manifest.classes,
-             "input": [m.manifest.input.width, m.manifest.input.height], "metrics": m.manifest.metrics}
-            for m in self._models.values()
-            if m is not None
-        ]  # fmt: skip
-
     def ensure_admin(self) -> str | None:
         """First run: creates user 'admin' with a generated password and returns it (None otherwise)."""
         with self.sessions.begin() as s:
@@ -319,6 +351,7 @@ class GridSight:
                 break
             self._stop.wait(HEALTH_EVERY_S if left is None else min(HEALTH_EVERY_S, left))
             self._save_health()
+            self._sync_models()
             if time.monotonic() >= retention_due:
                 retention_due += RETENTION_EVERY_S
                 self._apply_retention()

@@ -219,6 +219,10 @@ def main(argv: list[str] | None = None) -> int:
     _config_option(token_create)
     token_create.set_defaults(func=cmd_token_create)
 
+    from training.cli import add_parsers as add_train_parsers  # parsers only: torch loads in the handlers
+
+    add_train_parsers(sub)
+
     args = parser.parse_args(argv)
     return int(args.func(args))
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -257,6 +258,46 @@ class AuditLog(Base):
     target: Mapped[str] = mapped_column(String(80))
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class ModelDeployment(Base):
+    """A trainer's decision: this model version is active, or runs in shadow on some cameras.
+
+    The open row (ended_at NULL) per model and role is the current state; ended rows are
+    the history that `rollback` goes back through.
+    """
+
+    __tablename__ = "model_deployments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[str] = mapped_column(String(40))
+    role: Mapped[str] = mapped_column(String(8))  # active | shadow
+    cameras: Mapped[list[Any] | None] = mapped_column(JSON)  # shadow: camera ids (None: every camera)
+    actor: Mapped[str] = mapped_column(String(80))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
+class ModelFinding(Base):
+    """A box from a camera where a shadow model runs: the shadow's and the active model's, frame by frame."""
+
+    __tablename__ = "model_findings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # the shadow run (model_deployments.id) whose cameras recorded it: frame times are the
+    # cameras' clocks (a file plays faster than real time), so runs are told apart by id
+    run_id: Mapped[int] = mapped_column(ForeignKey("model_deployments.id", ondelete="CASCADE"))
+    model: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(40))
+    role: Mapped[str] = mapped_column(String(8))  # active | shadow
+    camera_id: Mapped[str] = mapped_column(String(64))
+    ts: Mapped[datetime]
+    label: Mapped[str] = mapped_column(String(64))
+    score: Mapped[float] = mapped_column(Float)
+    box: Mapped[list[Any]] = mapped_column(JSON)  # normalised xyxy
+
+    __table_args__ = (Index("ix_model_findings_run", "run_id", "camera_id", "ts"),)
 
 
 def make_engine(url: str) -> Engine:

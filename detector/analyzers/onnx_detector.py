@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -27,6 +27,9 @@ from onnxruntime.capi import onnxruntime_pybind11_state as _ort_state
 from detector.analyzers.base import Analyzer
 from detector.model_manifest import ModelManifest, load_manifest
 from detector.types import Frame, Observations
+
+if TYPE_CHECKING:
+    from detector.shadow import ShadowTap
 
 MODEL_FILENAME = "model.onnx"
 
@@ -292,7 +295,12 @@ class OnnxModel:
 
 
 class ObjectDetector(Analyzer):
-    """A camera's detector: a shared OnnxModel, optionally limited to some classes."""
+    """A camera's detector: a shared OnnxModel, optionally limited to some classes.
+
+    The model can be swapped while the pipeline runs (a promotion), and a shadow tap can
+    run a candidate model on the same frames; both are plain attribute writes that the
+    next frame picks up, read once per frame so one frame never mixes two models.
+    """
 
     name = "detector"
 
@@ -306,7 +314,18 @@ class ObjectDetector(Analyzer):
             model.class_ids(classes)  # fail at configuration time, not on the first frame
         self.model = model
         self.classes = frozenset(classes) if classes is not None else None
+        self.wanted = self.classes
+        self.shadow: ShadowTap | None = None
+
+    def swap(self, model: OnnxModel) -> None:
+        """Runs `model` from the next frame on; classes it does not know are no longer reported."""
+        classes = None if self.wanted is None else frozenset(self.wanted & set(model.classes))
+        self.model, self.classes = model, classes
 
     def analyze(self, frame: Frame) -> Observations:
         """Detections in `frame`, labelled "detector:<class>"."""
-        return self.model.predict([frame.image], classes=self.classes)[0]
+        model, classes, shadow = self.model, self.classes, self.shadow
+        obs = model.predict([frame.image], classes=classes)[0]
+        if shadow is not None:
+            shadow.observe(frame, model, obs)
+        return obs

@@ -13,6 +13,7 @@ from api.deps import ApiContext
 from detector.accounts import ROLES, add_user, create_token
 from detector.config import Camera, Settings
 from detector.db import open_database
+from detector.deployments import ModelStore
 from detector.evidence import EvidenceStore
 from detector.filing.cases import CaseService
 from detector.taxonomy import load_taxonomy
@@ -43,7 +44,8 @@ class Api:
                 add_user(s, f"user-{role}", f"password-{role}-123", role)
         queue_cases(self.sessions, self.store, self.cases, 3)
         ctx = ApiContext(
-            self.sessions, self.store, tax, {"c1": CAMERA}, lambda _id: None, self.cases, callback_secret="cb"
+            self.sessions, self.store, tax, {"c1": CAMERA}, lambda _id: None, self.cases, callback_secret="cb",
+            model_store=ModelStore(root / "models"),
         )
         self.app: FastAPI = create_app(ctx)
 

@@ -1,0 +1,117 @@
+"""Train an ultralytics YOLO detector offline, reproducibly and resumably.
+
+Offline means no download attempt at all: ultralytics fetches fonts for its plots and
+pretrained weights unless told otherwise, so `offline_env` points `YOLO_CONFIG_DIR` at a
+folder of our own holding local TTF fonts under the names it looks for, sets
+`YOLO_OFFLINE`, and training always starts from a model *YAML* (random weights) or a local
+checkpoint. Seeds are fixed and `deterministic` is on. A run writes `last.pt` every epoch;
+calling `train` again on the same run folder resumes it where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+#: the font names ultralytics looks up in its config dir (it downloads them otherwise)
+_FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
+SPEC_FILE = "gridsight_train.json"
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    data: Path  # the dataset's data.yaml
+    run_dir: Path  # where weights, logs and the spec go
+    model: str = "yolo11n.yaml"  # architecture YAML (from scratch) or a local .pt to fine-tune
+    imgsz: int = 416
+    epochs: int = 60
+    batch: int = 16
+    seed: int = 0
+    workers: int = 2
+    patience: int = 30
+    close_mosaic: int = 10
+    cache: bool = True  # decoded images in RAM: the CPU decodes each image once, not every epoch
+
+
+def offline_env(config_dir: Path) -> None:
+    """Sets the environment so ultralytics never goes online; call before importing it."""
+    config_dir = Path(config_dir)
+    config_dir.mkdir(parents=True, exist_ok=True)
+    missing = [n for n in _FONT_NAMES if not (config_dir / n).exists()]
+    if missing:
+        from matplotlib import font_manager  # ultralytics depends on matplotlib
+
+        font = font_manager.findfont("DejaVu Sans")
+        for name in missing:
+            shutil.copyfile(font, config_dir / name)
+    os.environ["YOLO_CONFIG_DIR"] = str(config_dir.resolve())
+    os.environ["YOLO_OFFLINE"] = "1"
+
+
+def _finished(last: Path) -> bool:
+    """ultralytics strips the optimizer from last.pt when the final epoch is done."""
+    import torch
+
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    return ckpt.get("optimizer") is None
+
+
+def train(spec: TrainSpec, *, config_dir: Path, command: list[str] | None = None) -> Path:
+    """Trains (or resumes) the run in `spec.run_dir`; returns the best weights file.
+
+    Raises:
+        FileNotFoundError: the dataset YAML or a local start checkpoint does not exist.
+    """
+    offline_env(config_dir)
+    from ultralytics import YOLO
+
+    run_dir = Path(spec.run_dir).resolve()
+    weights = run_dir / "weights"
+    last = weights / "last.pt"
+    if last.exists() and not _finished(last):
+        print(f"resuming {last}", flush=True)
+        YOLO(str(last)).train(resume=True)
+        return weights / "best.pt"
+    if last.exists():
+        print(f"{run_dir}: already trained to the end; start a new run folder to train again", flush=True)
+        return weights / "best.pt"
+    if not Path(spec.data).exists():
+        raise FileNotFoundError(f"data: {spec.data} does not exist")
+    if spec.model.endswith(".pt") and not Path(spec.model).exists():
+        raise FileNotFoundError(f"model: {spec.model} does not exist (no downloads: give a local file or a YAML)")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record = {**asdict(spec), "data": str(spec.data), "run_dir": str(spec.run_dir)}
+    record["command"] = shlex.join(command or sys.argv)
+    (run_dir / SPEC_FILE).write_text(json.dumps(record, indent=1))
+    YOLO(spec.model).train(
+        data=str(Path(spec.data).resolve()),
+        epochs=spec.epochs,
+        imgsz=spec.imgsz,
+        batch=spec.batch,
+        device="cpu",
+        amp=False,
+        seed=spec.seed,
+        deterministic=True,
+        workers=spec.workers,
+        patience=spec.patience,
+        close_mosaic=spec.close_mosaic,
+        cache="ram" if spec.cache else False,
+        pretrained=False,
+        plots=False,
+        project=str(run_dir.parent),
+        name=run_dir.name,
+        exist_ok=True,
+        verbose=True,
+    )
+    return weights / "best.pt"
+
+
+def train_record(run_dir: Path) -> dict:
+    """The spec and command a run was started with (for the model manifest)."""
+    path = Path(run_dir) / SPEC_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
