@@ -161,6 +161,61 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model(args: argparse.Namespace) -> int:
+    """Model deployments (the same operations as /api/v1/models, audited as 'cli')."""
+    import json
+
+    from detector.db import open_database
+    from detector.deployments import (
+        DeploymentError,
+        ModelStore,
+        current_shadow,
+        desired,
+        promote,
+        rollback,
+        start_shadow,
+        stop_shadow,
+    )
+    from detector.shadow import shadow_report
+
+    settings = load_config(args.config).settings
+    store = ModelStore(settings.models_dir)
+    engine, sessions = open_database(settings.database_url)
+    try:
+        with sessions.begin() as s:
+            if args.model_command == "list":
+                want = desired(s, store)
+                for name in store.names():
+                    run = want.shadows.get(name)
+                    shadow = f" shadow={run.version} on {sorted(run.cameras) if run.cameras else 'all'}" if run else ""
+                    print(f"{name}: active={want.active.get(name)} versions={store.versions(name)}{shadow}")
+            elif args.model_command == "promote":
+                promote(s, store, args.name, args.version, "cli")
+                print(f"{args.name}: {args.version} is active (running cameras switch within seconds)")
+            elif args.model_command == "rollback":
+                print(f"{args.name}: {rollback(s, store, args.name, 'cli')} is active again")
+            elif args.model_command == "shadow":
+                if not args.stop and not args.version:
+                    raise DeploymentError("shadow: give the version to run, or --stop")
+                if args.stop:
+                    stop_shadow(s, args.name, "cli")
+                    print(f"{args.name}: shadow run stopped")
+                else:
+                    start_shadow(s, store, args.name, args.version, args.camera or None, "cli")
+                    print(f"{args.name}: {args.version} runs in shadow on {args.camera or 'every camera'}")
+            elif args.model_command == "report":
+                run = current_shadow(s, args.name)
+                if run is None:
+                    raise DeploymentError(f"model {args.name!r} has no shadow run")
+                print(json.dumps(shadow_report(s, run), indent=1, ensure_ascii=False))
+    except DeploymentError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    return 0
+
+
 def _config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="configuration directory")
 
@@ -218,6 +273,25 @@ def main(argv: list[str] | None = None) -> int:
     token_create.add_argument("--role", choices=ROLES, default="viewer")
     _config_option(token_create)
     token_create.set_defaults(func=cmd_token_create)
+
+    model = sub.add_parser("model", help="detector model deployments: list, promote, roll back, shadow runs")
+    model_sub = model.add_subparsers(dest="model_command", required=True)
+    model_sub.add_parser("list", help="models, versions, the active one and shadow runs")
+    promote = model_sub.add_parser("promote", help="make a version active (no restart needed)")
+    promote.add_argument("name")
+    promote.add_argument("version")
+    rollback = model_sub.add_parser("rollback", help="go back to the version active before the last promotion")
+    rollback.add_argument("name")
+    shadow = model_sub.add_parser("shadow", help="run a version in shadow: findings stored, never filed")
+    shadow.add_argument("name")
+    shadow.add_argument("version", nargs="?")
+    shadow.add_argument("--camera", action="append", help="camera id (repeat; default: every camera)")
+    shadow.add_argument("--stop", action="store_true", help="end the shadow run")
+    report = model_sub.add_parser("report", help="the shadow run against the active model and the verdicts")
+    report.add_argument("name")
+    for p in model_sub.choices.values():
+        _config_option(p)
+        p.set_defaults(func=cmd_model)
 
     from training.cli import add_parsers as add_train_parsers  # parsers only: torch loads in the handlers
 

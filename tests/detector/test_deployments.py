@@ -1,0 +1,86 @@
+"""Model versions and deployment decisions: the store, promote / roll back history, shadow runs, the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from detector.cli import main
+from detector.db import AuditLog, open_database
+from detector.deployments import DeploymentError, ModelStore, desired, promote, rollback, start_shadow, stop_shadow
+from tests.conftest import write_config
+from tests.detector.test_onnx_detector import write_manifest
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> ModelStore:
+    for v in ("1.2", "1.10", "1.9"):
+        write_manifest(tmp_path / "models" / "det" / v, name="det", version=v)
+    write_manifest(tmp_path / "models" / "flat", name="flat", version="7")  # unversioned layout
+    return ModelStore(tmp_path / "models")
+
+
+@pytest.fixture
+def sessions(tmp_path: Path):
+    engine, sessions = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    yield sessions
+    engine.dispose()
+
+
+def test_versions_sort_naturally_and_the_newest_is_the_default(store: ModelStore) -> None:
+    assert store.names() == ["det", "flat"]
+    assert store.versions("det") == ["1.2", "1.9", "1.10"]
+    assert store.default_version("det") == "1.10"
+    assert store.path("flat", "7") == store.root / "flat"
+    (store.root / "det" / "default_version").write_text("1.9\n")
+    assert store.default_version("det") == "1.9"
+    with pytest.raises(DeploymentError, match="no version '2'"):
+        store.path("det", "2")
+
+
+def test_promote_and_roll_back_walk_the_history(store: ModelStore, sessions) -> None:
+    with sessions.begin() as s:
+        assert desired(s, store).active == {"det": "1.10", "flat": "7"}
+        with pytest.raises(DeploymentError, match="nothing to roll back"):
+            rollback(s, store, "det", "tester")
+        promote(s, store, "det", "1.2", "tester")
+        promote(s, store, "det", "1.9", "tester")
+        assert desired(s, store).active["det"] == "1.9"
+        assert rollback(s, store, "det", "tester") == "1.2"
+        assert desired(s, store).active["det"] == "1.2"
+        with pytest.raises(DeploymentError):
+            promote(s, store, "det", "3.0", "tester")
+    with sessions() as s:
+        log = [(a.action, a.before, a.after) for a in s.scalars(select(AuditLog).order_by(AuditLog.id))]
+    assert log == [
+        ("model.promote", {"version": "1.10"}, {"version": "1.2"}),
+        ("model.promote", {"version": "1.2"}, {"version": "1.9"}),
+        ("model.rollback", {"version": "1.9"}, {"version": "1.2"}),
+    ]
+
+
+def test_a_shadow_run_names_its_cameras_and_ends_on_promotion(store: ModelStore, sessions) -> None:
+    with sessions.begin() as s:
+        start_shadow(s, store, "det", "1.9", ["cam-1"], "tester")
+        want = desired(s, store)
+        assert want.shadow_for("det", "cam-1").version == "1.9"
+        assert want.shadow_for("det", "cam-2") is None
+        promote(s, store, "det", "1.9", "tester")
+        assert desired(s, store).shadows == {}
+        with pytest.raises(DeploymentError, match="no shadow run"):
+            stop_shadow(s, "det", "tester")
+
+
+def test_cli_promote_shadow_and_errors(store: ModelStore, tmp_path: Path, capsys) -> None:
+    cfg = write_config(tmp_path, [], models_dir=str(store.root))
+    assert main(["model", "shadow", "det", "1.2", "--camera", "c1", "--config", str(cfg)]) == 0
+    assert main(["model", "promote", "det", "1.9", "--config", str(cfg)]) == 0
+    assert main(["model", "list", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "det: active=1.9" in out and "shadow=1.2 on ['c1']" in out
+    assert main(["model", "promote", "det", "8", "--config", str(cfg)]) == 1
+    assert "no version '8'" in capsys.readouterr().err
+    assert main(["model", "rollback", "det", "--config", str(cfg)]) == 0
+    assert "1.10 is active again" in capsys.readouterr().out  # back to the shipped default

@@ -1,0 +1,206 @@
+"""`gridsight train ...`: the model trainer's commands.
+
+Parsers are defined here without importing torch or ultralytics, so the runtime CLI can
+list them; each handler imports what it needs (`requirements-train.txt`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+DEFAULT_YOLO_CONFIG = Path("var/yolo-config")
+DEFAULT_CONFIG = Path("camera_config")
+DEFAULT_CLASSES = Path("training/bundled/classes.yaml")
+
+
+def cmd_dataset_import(args: argparse.Namespace) -> int:
+    from training.datasets import ClassMap, DatasetError, import_dataset
+
+    try:
+        report = import_dataset(
+            args.format,
+            args.source,
+            args.out,
+            ClassMap.load(args.classes),
+            prefix=args.prefix,
+            images_root=args.images,
+            val_fraction=args.val_fraction,
+        )
+    except DatasetError as e:
+        print(e, file=sys.stderr)
+        return 1
+    print(report.render())
+    return 0
+
+
+def cmd_dataset_from_reviews(args: argparse.Namespace) -> int:
+    from training.datasets import DatasetError
+    from training.reviews import export_from_config, parse_since
+
+    try:
+        since = parse_since(args.since) if args.since else None
+    except ValueError:
+        print(f"--since: expected a date (2026-03-01) or an ISO datetime, got {args.since!r}", file=sys.stderr)
+        return 2
+    try:
+        report = export_from_config(
+            args.config,
+            args.out,
+            args.classes,
+            val_fraction=args.val_fraction,
+            since=since,
+            block_hours=args.block_hours,
+            prefix=args.prefix,
+        )
+    except DatasetError as e:
+        print(e, file=sys.stderr)
+        return 1
+    print(report.render())
+    return 0
+
+
+def cmd_class_add(args: argparse.Namespace) -> int:
+    from training.classes import ClassAddError, NewClass, add_class
+
+    new = NewClass(
+        code=args.code,
+        name_zh=args.name_zh,
+        name_en=args.name_en,
+        detector_class=args.detector_class,
+        zones=[z.strip() for z in args.zones.split(",") if z.strip()] if args.zones else [],
+        department=args.department,
+        legacy_code=args.legacy_code,
+        department_code=args.department_code,
+        anchor=args.anchor,
+        min_score=args.min_score,
+        persistence=args.persistence,
+        clear_minutes=args.clear_minutes,
+        case_type=args.case_type,
+        filing_condition=args.filing_condition,
+        closing_condition=args.closing_condition,
+        time_limit=args.time_limit,
+        description=args.description,
+    )
+    try:
+        result = add_class(new, args.config, args.classes)
+    except ClassAddError as e:
+        print(f"nothing written: {e}", file=sys.stderr)
+        return 1
+    print(result.render(new))
+    return 0
+
+
+def _persistence(text: str) -> tuple[int, int, float]:
+    try:
+        k, n, minutes = text.split("/")
+        return int(k), int(n), float(minutes)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K/N/MINUTES, e.g. 3/5/10 (got {text!r})") from None
+
+
+def _time_limit(text: str) -> tuple[float, str]:
+    try:
+        amount, unit = text.split()
+        return float(amount), unit
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'AMOUNT UNIT', e.g. '4 working_hours' (got {text!r})") from None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.train import TrainSpec, train
+
+    spec = TrainSpec(
+        data=args.data,
+        run_dir=args.run,
+        model=args.model,
+        imgsz=args.imgsz,
+        epochs=args.epochs,
+        batch=args.batch,
+        seed=args.seed,
+        workers=args.workers,
+        patience=args.patience,
+        close_mosaic=args.close_mosaic,
+        cache=not args.no_cache,
+    )
+    try:
+        best = train(spec, config_dir=args.yolo_config, command=["gridsight", "train", *sys.argv[2:]])
+    except FileNotFoundError as e:
+        print(e, file=sys.stderr)
+        return 1
+    print(f"best weights: {best}")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser("train", help="model trainers: datasets, training, evaluation, export, deployment")
+    tsub = train.add_subparsers(dest="train_command", required=True)
+
+    dataset = tsub.add_parser("dataset", help="build training datasets")
+    dsub = dataset.add_subparsers(dest="dataset_command", required=True)
+    imp = dsub.add_parser("import", help="import a YOLO, COCO or VOC dataset into a GridSight dataset (merges)")
+    imp.add_argument("--format", choices=["yolo", "coco", "voc"], required=True)
+    imp.add_argument("--source", type=Path, required=True, help="YOLO/VOC folder or COCO JSON file")
+    imp.add_argument("--images", type=Path, help="COCO: folder holding the file_names (default: beside the JSON)")
+    imp.add_argument("--classes", type=Path, required=True, help="class mapping YAML (classes: [...], map: {...})")
+    imp.add_argument("--out", type=Path, required=True, help="dataset folder to create or extend")
+    imp.add_argument("--prefix", help="name prefix of this source's files (default: the source's name)")
+    imp.add_argument("--val-fraction", type=float, default=0.15, help="for sources without a validation split")
+    imp.set_defaults(func=cmd_dataset_import)
+    rev = dsub.add_parser(
+        "from-reviews",
+        help="operators' verdicts as a dataset: confirmed/relabelled boxes, rejected images as negatives",
+    )
+    rev.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="configuration folder (database, evidence)")
+    rev.add_argument("--out", type=Path, required=True, help="dataset folder to create or extend")
+    rev.add_argument("--classes", type=Path, required=True, help="class mapping YAML (problem:<code>: class allowed)")
+    rev.add_argument("--val-fraction", type=float, default=0.2, help="share of camera/time groups held out")
+    rev.add_argument("--since", help="only frames taken on or after this date (2026-03-01) or ISO datetime")
+    rev.add_argument(
+        "--block-hours", type=float, default=24,
+        help="split unit: one camera's frames in blocks of this many hours (24 = local day; 0 = the whole camera)",
+    )  # fmt: skip
+    rev.add_argument("--prefix", default="reviews", help="name prefix of the exported files (replaced on re-export)")
+    rev.set_defaults(func=cmd_dataset_from_reviews)
+
+    cls = tsub.add_parser("class", help="problem classes")
+    csub = cls.add_subparsers(dest="class_command", required=True)
+    add = csub.add_parser(
+        "add", help="add a problem class: taxonomy entry (review filing) + detector class in the class mapping"
+    )
+    add.add_argument("--code", required=True, help="GB/T 47678.5 code: 大类 (01-10) + 小类 (3 digits), e.g. 07010")
+    add.add_argument("--name-zh", required=True)
+    add.add_argument("--name-en", required=True)
+    add.add_argument("--detector-class", required=True, help="detector class name; the problem's output")
+    add.add_argument("--zones", default="", help="comma-separated zone purposes, e.g. wall,pole (none: whole view)")
+    add.add_argument("--department", required=True, help="主管部门")
+    add.add_argument("--department-code", help="统一社会信用代码 of the department (18 chars)")
+    add.add_argument("--legacy-code", help="CJ/T 214 / GB/T 30428.2 code")
+    add.add_argument("--anchor", choices=["bottom_center", "overlap"], help="default: overlap for wall/pole zones")
+    add.add_argument("--min-score", type=float, default=0.35)
+    add.add_argument("--persistence", type=_persistence, default=(3, 5, 10.0), metavar="K/N/MINUTES")
+    add.add_argument("--clear-minutes", type=float, default=10.0)
+    add.add_argument("--case-type", choices=["事件", "部件"], default="事件")
+    add.add_argument("--filing-condition", default="", help="立案条件")
+    add.add_argument("--closing-condition", default="", help="结案条件")
+    add.add_argument("--time-limit", type=_time_limit, default=(4.0, "working_hours"), metavar="'AMOUNT UNIT'")
+    add.add_argument("--description", help="case description template (default: the generic one)")
+    add.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="configuration folder")
+    add.add_argument("--classes", type=Path, default=DEFAULT_CLASSES, help="class mapping YAML to add the class to")
+    add.set_defaults(func=cmd_class_add)
+
+    run = tsub.add_parser("run", help="train a YOLO detector offline (resumes an interrupted run)")
+    run.add_argument("--data", type=Path, required=True, help="the dataset's data.yaml")
+    run.add_argument("--run", type=Path, required=True, help="run folder (weights, logs); same folder = resume")
+    run.add_argument("--model", default="yolo11n.yaml", help="architecture YAML (from scratch) or a local .pt")
+    run.add_argument("--imgsz", type=int, default=416)
+    run.add_argument("--epochs", type=int, default=60)
+    run.add_argument("--batch", type=int, default=16)
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--workers", type=int, default=2)
+    run.add_argument("--patience", type=int, default=30)
+    run.add_argument("--close-mosaic", type=int, default=10)
+    run.add_argument("--no-cache", action="store_true", help="decode images from disk every epoch")
+    run.add_argument("--yolo-config", type=Path, default=DEFAULT_YOLO_CONFIG)
+    run.set_defaults(func=cmd_train)
