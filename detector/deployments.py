@@ -53,7 +53,8 @@ class ModelStore:
             return [load_manifest(folder).version]
         if not folder.is_dir():
             return []
-        found = [p.name for p in folder.iterdir() if (p / MANIFEST_FILENAME).exists()]
+        # dot-folders are versions still being written (training.registry renames them when whole)
+        found = [p.name for p in folder.iterdir() if not p.name.startswith(".") and (p / MANIFEST_FILENAME).exists()]
         return sorted(found, key=_version_key)
 
     def path(self, name: str, version: str) -> Path:

@@ -115,7 +115,7 @@ class ModelManifest(_Strict):
         default_factory=list, description="Licences of every data set the weights were trained on."
     )
     training_command: str | None = Field(None, description="Command that produced the weights, for reproducibility.")
-    dataset_hash: str | None = Field(None, description="sha256 of the training labels (training.datasets.dataset_hash).")
+    dataset_hash: str | None = Field(None, description="sha256 of the training labels and image names.")
 
     @field_validator("classes")
     @classmethod

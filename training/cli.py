@@ -133,6 +133,90 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _active_model_dir(config: Path, name: str) -> Path | None:
+    """The folder of the version of `name` the cameras run now (database decisions, else the default)."""
+    from detector.config import load_config
+    from detector.db import open_database
+    from detector.deployments import ModelStore, active_version
+
+    settings = load_config(config).settings
+    store = ModelStore(settings.models_dir)
+    if name not in store.names():
+        return None
+    engine, sessions = open_database(settings.database_url)
+    try:
+        with sessions() as s:
+            version = active_version(s, store, name)
+    finally:
+        engine.dispose()
+    return store.path(name, version) if version else None
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from training.datasets import DatasetError
+    from training.evaluate import evaluate, render
+
+    models = {p.name if len(args.model) > 1 else "candidate": p for p in args.model}
+    if args.active:
+        active = _active_model_dir(args.config, args.active)
+        if active is None:
+            print(f"note: no active model {args.active!r} to compare with", file=sys.stderr)
+        else:
+            models[f"active {active.parent.name}/{active.name}"] = active
+    try:
+        evaluations = evaluate(models, args.data, split=args.split, timing_frames=args.timing_frames)
+    except DatasetError as e:
+        print(e, file=sys.stderr)
+        return 1
+    print(render(evaluations))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from training.datasets import DatasetError
+    from training.evaluate import render
+    from training.export import ExportError, export
+
+    try:
+        result = export(
+            args.weights, args.out, data=args.data, width=args.width, height=args.height,
+            calibration=args.calibration, int8=not args.no_int8, config_dir=args.yolo_config,
+        )  # fmt: skip
+    except (ExportError, DatasetError) as e:
+        print(e, file=sys.stderr)
+        return 1
+    if result.evaluations:
+        print(render(result.evaluations))
+    if result.int8 is not None and result.evaluations:
+        print(f"INT8 vs FP32: AP50 drop {result.ap50_drop():+.3f}, {result.speedup():.2f}x faster per frame")
+    print(f"exported: {result.fp32}" + (f", {result.int8}" if result.int8 else ""))
+    return 0
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    from training.datasets import dataset_hash
+    from training.registry import RegisterError, load_licences, register
+    from training.train import train_record
+
+    try:
+        licences = load_licences(args.licences) if args.licences else None
+        record = train_record(args.run) if args.run else {}
+        weights = args.weights or (args.run / "weights" / "best.pt" if args.run else None)
+        target = register(
+            args.exported, args.models_dir, args.name, args.version,
+            licences=licences,
+            dataset_hash=dataset_hash(args.dataset) if args.dataset else None,
+            training_command=record.get("command"),
+            weights=weights if weights and weights.exists() else None,
+            make_default=args.default,
+        )  # fmt: skip
+    except RegisterError as e:
+        print(e, file=sys.stderr)
+        return 1
+    print(f"registered {target} (not active: `gridsight model shadow|promote {args.name} {args.version}`)")
+    return 0
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="model trainers: datasets, training, evaluation, export, deployment")
     tsub = train.add_subparsers(dest="train_command", required=True)
@@ -195,12 +279,44 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--run", type=Path, required=True, help="run folder (weights, logs); same folder = resume")
     run.add_argument("--model", default="yolo11n.yaml", help="architecture YAML (from scratch) or a local .pt")
     run.add_argument("--imgsz", type=int, default=416)
-    run.add_argument("--epochs", type=int, default=60)
+    run.add_argument("--epochs", type=int, help="default 60; on a resumed run: a new length for it")
     run.add_argument("--batch", type=int, default=16)
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--workers", type=int, default=2)
     run.add_argument("--patience", type=int, default=30)
-    run.add_argument("--close-mosaic", type=int, default=10)
+    run.add_argument("--close-mosaic", type=int, help="last epochs without mosaic (default 10)")
     run.add_argument("--no-cache", action="store_true", help="decode images from disk every epoch")
     run.add_argument("--yolo-config", type=Path, default=DEFAULT_YOLO_CONFIG)
     run.set_defaults(func=cmd_train)
+
+    ev = tsub.add_parser("evaluate", help="per-class P, R, AP50, AP50-95, confusion; beside the active model")
+    ev.add_argument("--model", type=Path, action="append", required=True, help="model folder (repeat to compare)")
+    ev.add_argument("--data", type=Path, required=True, help="the dataset's data.yaml")
+    ev.add_argument("--split", default="val")
+    ev.add_argument("--active", default="gridsight-detector", help="model name to compare with ('' for none)")
+    ev.add_argument("--timing-frames", type=int, default=50, help="frames timed per model (single thread)")
+    ev.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="where the active model is decided")
+    ev.set_defaults(func=cmd_evaluate)
+
+    ex = tsub.add_parser("export", help="ONNX FP32 (rectangular input) + static INT8 (QDQ), both evaluated")
+    ex.add_argument("--weights", type=Path, required=True, help="ultralytics .pt (e.g. RUN/weights/best.pt)")
+    ex.add_argument("--data", type=Path, required=True, help="data.yaml: calibration (train) and evaluation (val)")
+    ex.add_argument("--out", type=Path, required=True, help="writes OUT/fp32 and OUT/int8")
+    ex.add_argument("--width", type=int, default=640)
+    ex.add_argument("--height", type=int, default=384)
+    ex.add_argument("--calibration", type=int, default=200, help="training images used to calibrate INT8")
+    ex.add_argument("--no-int8", action="store_true")
+    ex.add_argument("--yolo-config", type=Path, default=DEFAULT_YOLO_CONFIG)
+    ex.set_defaults(func=cmd_export)
+
+    reg = tsub.add_parser("register", help="copy an exported model into models/<name>/<version>/ (not activated)")
+    reg.add_argument("exported", type=Path, help="an export folder (OUT/int8 or OUT/fp32)")
+    reg.add_argument("--name", default="gridsight-detector")
+    reg.add_argument("--version", required=True)
+    reg.add_argument("--run", type=Path, help="training run folder: its command and best.pt travel with the model")
+    reg.add_argument("--weights", type=Path, help="weights to keep beside the model (default: RUN/weights/best.pt)")
+    reg.add_argument("--dataset", type=Path, help="dataset folder, for the dataset hash")
+    reg.add_argument("--licences", type=Path, help="YAML list of the training data's licences")
+    reg.add_argument("--models-dir", type=Path, default=Path("models"))
+    reg.add_argument("--default", action="store_true", help="also make it the version a fresh install runs")
+    reg.set_defaults(func=cmd_register)

@@ -29,12 +29,12 @@ class TrainSpec:
     run_dir: Path  # where weights, logs and the spec go
     model: str = "yolo11n.yaml"  # architecture YAML (from scratch) or a local .pt to fine-tune
     imgsz: int = 416
-    epochs: int = 60
+    epochs: int | None = None  # new run: 60; resumed run: None keeps the stored length
     batch: int = 16
     seed: int = 0
     workers: int = 2
     patience: int = 30
-    close_mosaic: int = 10
+    close_mosaic: int | None = None  # new run: 10; resumed run: None keeps the stored value
     cache: bool = True  # decoded images in RAM: the CPU decodes each image once, not every epoch
 
 
@@ -74,6 +74,7 @@ def train(spec: TrainSpec, *, config_dir: Path, command: list[str] | None = None
     weights = run_dir / "weights"
     last = weights / "last.pt"
     if last.exists() and not _finished(last):
+        _reschedule(last, spec)
         print(f"resuming {last}", flush=True)
         YOLO(str(last)).train(resume=True)
         return weights / "best.pt"
@@ -90,7 +91,7 @@ def train(spec: TrainSpec, *, config_dir: Path, command: list[str] | None = None
     (run_dir / SPEC_FILE).write_text(json.dumps(record, indent=1))
     YOLO(spec.model).train(
         data=str(Path(spec.data).resolve()),
-        epochs=spec.epochs,
+        epochs=spec.epochs or 60,
         imgsz=spec.imgsz,
         batch=spec.batch,
         device="cpu",
@@ -99,7 +100,7 @@ def train(spec: TrainSpec, *, config_dir: Path, command: list[str] | None = None
         deterministic=True,
         workers=spec.workers,
         patience=spec.patience,
-        close_mosaic=spec.close_mosaic,
+        close_mosaic=10 if spec.close_mosaic is None else spec.close_mosaic,
         cache="ram" if spec.cache else False,
         pretrained=False,
         plots=False,
@@ -109,6 +110,26 @@ def train(spec: TrainSpec, *, config_dir: Path, command: list[str] | None = None
         verbose=True,
     )
     return weights / "best.pt"
+
+
+def _reschedule(last: Path, spec: TrainSpec) -> None:
+    """A resumed run may be given a different length (e.g. to fit the time left in a session).
+
+    ultralytics resumes with the arguments stored in the checkpoint; the learning-rate
+    schedule and the mosaic switch-off follow `epochs` and `close_mosaic` from there on.
+    """
+    import torch
+
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    args = ckpt["train_args"]
+    want = {k: v for k, v in (("epochs", spec.epochs), ("close_mosaic", spec.close_mosaic)) if v is not None}
+    if all(args.get(k) == v for k, v in want.items()):
+        return
+    if spec.epochs is not None and spec.epochs <= ckpt["epoch"] + 1:
+        raise ValueError(f"epochs: {spec.epochs} is not after the last finished epoch ({ckpt['epoch'] + 1})")
+    print(f"resuming with {want} (was epochs={args.get('epochs')}, close_mosaic={args.get('close_mosaic')})")
+    args.update(want)
+    torch.save(ckpt, last)
 
 
 def train_record(run_dir: Path) -> dict:

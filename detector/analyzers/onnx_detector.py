@@ -177,6 +177,13 @@ class OnnxModel:
 
     # -- preprocessing -----------------------------------------------------
 
+    def preprocess(self, image: NDArray[np.uint8]) -> NDArray[np.floating[Any]]:
+        """The (1, 3, H, W) tensor this model is fed for the BGR `image` (INT8 calibration uses it)."""
+        canvas, blob = self._buffers(1)
+        self._letterbox(image, canvas)
+        self._to_blob(canvas, blob[0])
+        return blob.copy()
+
     def _buffers(self, n: int) -> tuple[NDArray[np.uint8], NDArray[np.floating[Any]]]:
         """This thread's letterbox canvas and an (n, 3, H, W) input view; grown to the largest batch seen."""
         loc = self._local
@@ -273,8 +280,10 @@ class OnnxModel:
         cx, cy, bw, bh = pred[:4, cand].astype(np.float32)
         xywh = np.stack([cx - bw / 2, cy - bh / 2, bw, bh], axis=1)
         t = self.manifest.thresholds
-        idx = cv2.dnn.NMSBoxesBatched(xywh, score, cls.astype(np.int32), 0.0, t.iou, top_k=self.manifest.max_detections)
-        idx = np.asarray(idx, np.intp).reshape(-1)
+        # OpenCV's top_k cuts the candidates *before* suppression (overlapping boxes of a few
+        # objects could crowd out the rest), so the limit is applied to NMS's sorted output.
+        idx = cv2.dnn.NMSBoxesBatched(xywh, score, cls.astype(np.int32), 0.0, t.iou)
+        idx = np.asarray(idx, np.intp).reshape(-1)[: self.manifest.max_detections]
         if not idx.size:
             return Observations()
         b = xywh[idx]

@@ -233,6 +233,13 @@ def test_max_detections_keeps_the_best(tmp_path: Path) -> None:
     assert sorted(round(float(s), 3) for s in obs.scores) == [0.6, 0.7]
 
 
+def test_overlapping_candidates_do_not_crowd_out_other_objects(tmp_path: Path) -> None:
+    crowd = [(100 + i, 100, 50, 50, 0.9 - 0.01 * i, 0.0) for i in range(10)]  # one object, ten candidates
+    model = make_model(tmp_path, [*crowd, (400, 400, 50, 50, 0.0, 0.5)], max_detections=2)
+    (obs,) = model.predict([frame_image(640, 640)])
+    assert by_label(obs) == [("detector:car", 0.9), ("detector:litter", 0.5)]
+
+
 def test_no_candidates_gives_empty_observations(tmp_path: Path) -> None:
     model = make_model(tmp_path, [(100, 100, 50, 50, 0.1, 0.1)])
     (obs,) = model.predict([frame_image(640, 480)])
