@@ -1,0 +1,141 @@
+"""The trainer's whole loop, as a trainer runs it, on a tiny dataset:
+
+import → train → export FP32 + INT8 → evaluate → register → shadow on a running camera
+(findings stored, nothing filed) → promote → the running pipeline opens incidents with it.
+
+The "garbage" here is red squares (synthetic shapes mapped onto the bundled class names),
+and the camera watches a video of a training image, so even a model trained for a minute
+finds it.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from detector.analyzers.onnx_detector import OnnxModel
+from tests.conftest import write_config
+from tests.support.shapes import make_shapes_dataset
+
+pytestmark = [pytest.mark.training, pytest.mark.slow]
+pytest.importorskip("ultralytics")
+
+MODEL = "gridsight-detector"
+
+
+def gs(*args: str | Path) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "detector.cli", *map(str, args)], capture_output=True, text=True, timeout=900
+    )
+    assert out.returncode == 0, f"gridsight {' '.join(map(str, args))}:\n{out.stdout}\n{out.stderr}"
+    return out.stdout
+
+
+def write_video(path: Path, image: np.ndarray, seconds: int, fps: int = 5) -> None:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = image.shape[1], image.shape[0], "yuv420p"
+        stream.options = {"g": str(fps * 2)}
+        rng = np.random.default_rng(0)
+        for _ in range(seconds * fps):
+            noisy = cv2.add(image, rng.integers(0, 4, image.shape, dtype=np.uint8))
+            for packet in stream.encode(av.VideoFrame.from_ndarray(noisy, format="bgr24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def wait_for(what: str, query: str, db: Path, seconds: float = 90) -> int:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as con:
+                    if n := con.execute(query).fetchone()[0]:
+                        return n
+            except sqlite3.OperationalError:  # tables not created yet
+                pass
+        time.sleep(0.5)
+    raise AssertionError(f"not within {seconds} s: {what}")
+
+
+def test_import_train_export_register_shadow_promote(tmp_path: Path) -> None:
+    yolo = tmp_path / "yolo-config"
+    src = make_shapes_dataset(tmp_path / "shapes", 48, 12).parent
+    mapping = tmp_path / "classes.yaml"
+    names = {"classes": ["garbage", "overflow"], "map": {"square": "garbage", "disc": "overflow"}}
+    mapping.write_text(yaml.safe_dump(names))
+    ds = tmp_path / "dataset"
+
+    report = gs("train", "dataset", "import", "--format", "yolo", "--source", src, "--classes", mapping, "--out", ds)
+    assert "garbage" in report and "overflow" in report
+    run = tmp_path / "run"
+    gs("train", "run", "--data", ds / "data.yaml", "--run", run, "--imgsz", 96, "--epochs", 25, "--batch", 8,
+       "--close-mosaic", 5, "--yolo-config", yolo)  # fmt: skip
+    assert (run / "weights" / "best.pt").exists()
+
+    out = gs("train", "export", "--weights", run / "weights" / "best.pt", "--data", ds / "data.yaml",
+             "--out", tmp_path / "export", "--width", 160, "--height", 96, "--calibration", 24,
+             "--yolo-config", yolo)  # fmt: skip
+    assert "INT8 vs FP32: AP50 drop" in out
+    table = gs("train", "evaluate", "--model", tmp_path / "export" / "int8", "--data", ds / "data.yaml", "--active", "")
+    assert "garbage" in table and "AP50" in table
+
+    models = tmp_path / "models"
+    licences = tmp_path / "licences.yaml"
+    licences.write_text(yaml.safe_dump([{"dataset": "shapes", "licence": "CC0-1.0", "source": "tests"}]))
+    gs("train", "register", tmp_path / "export" / "fp32", "--version", "1", "--models-dir", models, "--default")
+    gs("train", "register", tmp_path / "export" / "int8", "--version", "2", "--models-dir", models,
+       "--run", run, "--dataset", ds, "--licences", licences)  # fmt: skip
+    manifest = yaml.safe_load((models / MODEL / "2" / "manifest.yaml").read_text())
+    assert manifest["classes"] == ["garbage", "overflow"] and manifest["dataset_hash"]
+    assert manifest["data_licences"][0]["licence"] == "CC0-1.0" and "train run" in manifest["training_command"]
+    assert (models / MODEL / "2" / "weights.pt").exists()
+    # version 1 (FP32) is the default; make it blind so that only version 2's findings count
+    blind = yaml.safe_load((models / MODEL / "1" / "manifest.yaml").read_text())
+    blind["thresholds"]["conf"] = 1.0
+    (models / MODEL / "1" / "manifest.yaml").write_text(yaml.safe_dump(blind))
+
+    # the scene: a training picture in which the new model sees garbage (it has trained for a minute only)
+    model = OnnxModel(models / MODEL / "2")
+    images = (cv2.imread(str(p)) for p in sorted((src / "images" / "train").glob("*.png")))
+    frame = next((im for im in images if "detector:garbage" in model.predict([im])[0].labels), None)
+    assert frame is not None, "the trained model finds no garbage in any training picture"
+    video = tmp_path / "scene.mp4"
+    write_video(video, cv2.resize(frame, (320, 192)), seconds=60)
+    cam = {
+        "id": "cam-1", "name": "训练测试", "problems": ["06010"], "cadence_s": 2, "gate": {"enabled": False},
+        "source": {"url": str(video), "loop": True, "start_time": "2026-03-02T10:00:00+08:00"},
+        "rules": {"06010": {"min_score": 0.05, "persistence": {"k": 2, "n": 3, "minutes": 0.1}}},
+    }  # fmt: skip
+    cfg = write_config(tmp_path, [cam], models_dir=str(models))
+    db = tmp_path / "gridsight.db"
+    gs("model", "shadow", MODEL, "2", "--camera", "cam-1", "--config", cfg)
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    log = (tmp_path / "run.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "detector.cli", "run", "--config", str(cfg), "--for", "120"],
+                            stdout=log, stderr=log, env=env)  # fmt: skip
+    try:
+        wait_for("shadow findings", "SELECT count(*) FROM model_findings WHERE role = 'shadow'", db)
+        with sqlite3.connect(db) as con:
+            assert con.execute("SELECT count(*) FROM incidents").fetchone()[0] == 0  # shadow files nothing
+            assert con.execute("SELECT count(*) FROM model_findings WHERE role = 'active'").fetchone()[0] == 0
+        gs("model", "promote", MODEL, "2", "--config", cfg)  # while it runs: no restart
+        incidents = "SELECT count(*) FROM incidents WHERE problem_code = '06010'"
+        wait_for("an incident from the promoted model", incidents, db)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    report = gs("model", "list", "--config", cfg)
+    assert f"{MODEL}: active=2" in report
