@@ -84,3 +84,39 @@ def test_cli_promote_shadow_and_errors(store: ModelStore, tmp_path: Path, capsys
     assert "no version '8'" in capsys.readouterr().err
     assert main(["model", "rollback", "det", "--config", str(cfg)]) == 0
     assert "1.10 is active again" in capsys.readouterr().out  # back to the shipped default
+
+
+def test_shadow_report_compares_models_and_verdicts(sessions) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from detector.db import Incident, ModelDeployment, ModelFinding
+    from detector.shadow import shadow_report
+
+    t0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
+    pile, ghost = [0.1, 0.1, 0.3, 0.3], [0.6, 0.6, 0.8, 0.8]
+
+    def finding(role: str, minute: int, box: list[float], label: str = "garbage") -> ModelFinding:
+        return ModelFinding(run_id=1, model="det", version="2" if role == "shadow" else "1", role=role,
+                            camera_id="c1", ts=t0 + timedelta(minutes=minute), label=label, score=0.8, box=box)
+
+    def incident(key: str, verdict: str, box: list[float]) -> Incident:
+        return Incident(case_key=key, camera_id="c1", zone="z", problem_code="06010", state="open",
+                        opened_at=t0, first_seen_at=t0, last_seen_at=t0 + timedelta(minutes=5), score=0.8,
+                        box=box, details={}, review_state=verdict)
+
+    with sessions.begin() as s:
+        s.add(ModelDeployment(id=1, model="det", version="2", role="shadow", cameras=["c1"], actor="t",
+                              started_at=datetime.now(UTC)))
+        s.add_all([
+            finding("active", 1, pile), finding("shadow", 1, [0.11, 0.1, 0.31, 0.3]),  # both see the pile
+            finding("active", 2, ghost),                                                # only the active model
+            finding("shadow", 3, pile), finding("shadow", 3, [0.5, 0.0, 0.6, 0.1], "smoke"),
+        ])  # fmt: skip
+        s.add_all([incident("a", "confirmed", pile), incident("b", "rejected", ghost)])
+    with sessions() as s:
+        report = shadow_report(s, s.get(ModelDeployment, 1))
+    assert report["classes"]["garbage"] == {"active": 2, "shadow": 2, "both": 1, "active_only": 1, "shadow_only": 1}
+    assert report["classes"]["smoke"]["shadow_only"] == 1
+    # the candidate finds the confirmed pile and stays quiet where the operators rejected the active model
+    assert report["verdicts"]["confirmed"] == {"incidents": 1, "found_by_active": 1, "found_by_shadow": 1}
+    assert report["verdicts"]["rejected"] == {"incidents": 1, "found_by_active": 1, "found_by_shadow": 0}
