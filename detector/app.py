@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import uvicorn
@@ -22,13 +23,14 @@ from api.app import create_app
 from api.deps import ApiContext
 from detector import logs
 from detector.accounts import add_user, audit, generate_password, user_count
-from detector.analyzers.base import Analyzer, restore_states
+from detector.analyzers.base import Analyzer, Stateful, pack_states, restore_states
 from detector.analyzers.haze import HazeAnalyzer, construction_zones
-from detector.analyzers.occupancy import OccupancyAnalyzer, OccupancyParams
+from detector.analyzers.occupancy import VENDING, OccupancyAnalyzer, OccupancyParams
 from detector.analyzers.onnx_detector import ObjectDetector, OnnxModel, OnnxModelError
+from detector.analyzers.tamper import TamperDetector
 from detector.analyzers.text import TextDetector
 from detector.config import Camera, HttpJsonPlatform, LoadedConfig, LocalPlatform, load_config
-from detector.db import CameraHealthEvent, CameraRow, ModelFinding, open_database
+from detector.db import CameraHealthEvent, CameraLease, CameraRow, ModelFinding, open_database
 from detector.demo_camera import demo_camera
 from detector.deployments import DeploymentError, Desired, ModelStore, desired
 from detector.events import Events, build_events
@@ -37,8 +39,9 @@ from detector.filing.cases import CaseService
 from detector.filing.filer import Filer
 from detector.filing.platform import make_adapter
 from detector.gate import SceneGate
-from detector.health import CameraHealth, HealthSnapshot
+from detector.health import CameraHealth, CameraState, HealthSnapshot
 from detector.incidents import IncidentManager
+from detector.leases import LeaseKeeper, ServedQueues, default_instance_id
 from detector.model_manifest import ModelManifestError
 from detector.pipeline import CameraRuntime, FrameQueues, Pipeline
 from detector.ring import PacketRing
@@ -57,6 +60,8 @@ from detector.sources import (
 log = logging.getLogger(__name__)
 
 HEALTH_EVERY_S = 5.0
+FOLLOW_LEASES_EVERY_S = 0.5  # with leases: how often the run loop starts and stops cameras to match them
+HANDOVER_WAIT_S = 15.0  # a camera handed over: how long to wait for its in-flight frame and openings
 RETENTION_EVERY_S = 3600.0
 
 
@@ -71,6 +76,9 @@ class GridSight:
     _desired: Desired = field(default_factory=lambda: Desired({}, {}))  # model versions the cameras run
     _health_logged: dict[str, bool] = field(default_factory=dict)
     api_port: int | None = None
+    # "all": one process does everything. With `gridsight run --workers N`: the "supervisor"
+    # runs the API, the filer and the worker processes, each "worker" runs cameras only.
+    role: Literal["all", "supervisor", "worker"] = "all"
     events: Events | None = None  # MQTT (settings.mqtt), None when not configured
 
     # ------------------------------------------------------------ start
@@ -83,8 +91,11 @@ class GridSight:
         self.engine, self.sessions = open_database(s.database_url)
         self.store = EvidenceStore(s.evidence_root)
         self.model_store = ModelStore(s.models_dir)
+        self.leases = self._lease_keeper()  # None: this process serves every camera (no other instance)
+        alone = self.leases is None or self.leases.join()
         with self.sessions() as sess:
-            self.store.sweep_orphans(sess)
+            if alone:  # a live instance on the same evidence root may be writing files its rows do not yet name
+                self.store.sweep_orphans(sess)
             self._desired = desired(sess, self.model_store)
         self._apply_retention()
         cameras = {c.id: c for c in self.config.cameras}
@@ -96,17 +107,26 @@ class GridSight:
             on_event=self.events.incident if self.events else None, cases=self.cases,
         )  # fmt: skip
         self.filer = build_filer(self.config, self.sessions, self.store, self.cases)
-        self.queues = FrameQueues()
+        self.queues = FrameQueues() if self.leases is None else ServedQueues(self.leases.may_serve)
         self.pipeline = Pipeline(self.incidents, self.queues, self._save_analyzer_state)
-        for cam in self.config.cameras:
-            if not cam.enabled:
-                continue
-            try:
-                self._add_camera(cam)
-            except (SourceError, ValueError, OSError) as e:
-                log.error("camera skipped", extra={"camera": cam.id, "error": str(e)})
-        self._start_api()
-        self.filer.start()
+        if self.role == "supervisor":
+            pass  # its workers serve the cameras
+        elif self.leases is None:
+            for cam in self.config.cameras:
+                if not cam.enabled:
+                    continue
+                try:
+                    self._add_camera(cam)
+                except (SourceError, ValueError, OSError) as e:
+                    log.error("camera skipped", extra={"camera": cam.id, "error": str(e)})
+        else:  # only the cameras this instance holds a lease on; run() follows the leases from here on
+            self.leases.tick()
+            self.leases.start()  # renewing from now on: building the cameras may take a while (models, demo video)
+            for camera_id in sorted(self.leases.held()):
+                self._serve(camera_id)
+        if self.role != "worker":  # workers leave the API and the filer to their supervisor
+            self._start_api()
+            self.filer.start()
         self.pipeline.start()
         for r in self.readers:
             r.start()
@@ -116,7 +136,8 @@ class GridSight:
         s = self.config.settings
         rules = CameraRules.build(cam, self.config.taxonomy)
         analyzers = self._analyzers(cam, rules)
-        resume = self._restore(cam, analyzers)
+        tamper = TamperDetector()  # a moved/covered/blurred view pauses the camera's rules
+        resume = self._restore(cam, [*analyzers, tamper])
         health = CameraHealth(cam.id)
         file_src = is_file_source(cam.source.url)
         opts = ReaderOptions(
@@ -157,7 +178,7 @@ class GridSight:
         gate = None
         if cam.gate.enabled:
             gate = SceneGate(cam.gate.threshold, timedelta(minutes=cam.gate.max_skip_minutes), rules.zones)
-        self.pipeline.add(CameraRuntime(cam, rules, health, analyzers, gate))
+        self.pipeline.add(CameraRuntime(cam, rules, health, analyzers, gate, tamper))
 
     def _analyzers(self, cam: Camera, rules: CameraRules) -> list[Analyzer]:
         """The analyzers the camera's problems need (or its config forces)."""
@@ -166,7 +187,7 @@ class GridSight:
         occ = cam.analyzers.occupancy
         if occ.enabled or (occ.enabled is None and any(lbl.startswith("occupancy:") for lbl in needed)):
             polys = [z.polygon for z in cam.zones if z.purpose.value != "ignore"] or None
-            params = OccupancyParams(work_width=occ.width, min_area=occ.min_area)
+            params = OccupancyParams(work_width=occ.width, min_area=occ.min_area, people=VENDING in needed)
             out.append(OccupancyAnalyzer(params, mask=polys))
         if any(lbl.startswith("text:") for lbl in needed):
             walls = [z.polygon for z in cam.zones if z.purpose.value in ("wall", "pole")]
@@ -242,8 +263,11 @@ class GridSight:
             sessions=self.sessions,
             store=self.store,
             taxonomy=self.config.taxonomy,
-            cameras={c.camera.id: c.camera for c in self.pipeline.runtimes()},
-            health=self.health,
+            # with leases every instance shows every camera (the database is shared), served here or not
+            cameras={c.camera.id: c.camera for c in self.pipeline.runtimes()}
+            if self._serves_all
+            else {c.id: c for c in self.config.cameras if c.enabled},
+            health=self.health if self._serves_all else self._health_anywhere,
             cases=self.cases,
             latest_frame=self._latest_frame,
             model_store=self.model_store,
@@ -275,7 +299,7 @@ class GridSight:
             if row is not None:
                 row.analyzer_state = blob
 
-    def _restore(self, cam: Camera, analyzers: list[Analyzer]) -> datetime | None:
+    def _restore(self, cam: Camera, analyzers: list[Stateful]) -> datetime | None:
         """Reloads what the camera's analyzers learned; returns where its clock stopped."""
         with self.sessions() as s:
             row = s.get(CameraRow, cam.id)
@@ -331,6 +355,119 @@ class GridSight:
             audit(s, "gridsight", "user.add", "user:admin", None, {"role": "admin", "first_run": True})
             return password
 
+    # ------------------------------------------------------------ leases (several instances on one database)
+
+    @property
+    def _serves_all(self) -> bool:
+        """True: this process serves every camera it shows (no other instance or worker does)."""
+        return self.leases is None and self.role == "all"
+
+    def _lease_keeper(self) -> LeaseKeeper | None:
+        s = self.config.settings
+        inst = s.instance
+        if self.role == "supervisor" or (self.role == "all" and not inst.leases_on(s.database_url)):
+            return None
+        eligible = [c.id for c in self.config.cameras if c.enabled and inst.cameras.allows(c)]
+        me = inst.id or default_instance_id()
+        if self.role == "worker":  # several on one machine: each its own instance
+            me = f"{inst.id or socket.gethostname()}-worker-{os.getpid()}"
+        log.info("camera leases on", extra={"instance": me, "cameras": len(eligible), "lease_s": inst.lease_s})
+        return LeaseKeeper(self.sessions, me, eligible, inst.lease_s, inst.renew_every_s)
+
+    def _follow_leases(self) -> None:
+        """Serves exactly the cameras whose lease this instance holds: first stops the others, then starts new ones."""
+        assert self.leases is not None
+        try:
+            held = self.leases.held()
+            for camera_id in [c for c in self.pipeline.cameras if c not in held]:
+                self._unserve(camera_id)
+            for camera_id in sorted(held.keys() - self.pipeline.cameras.keys()):
+                for r in self._serve(camera_id):
+                    r.start()  # a reader may start late: its frames join the running pipeline
+        except Exception:  # a database blip must not end the run loop; the next round tries again
+            log.exception("following the camera leases failed")
+
+    def _serve(self, camera_id: str) -> list[Reader]:
+        """Adds a camera this instance just got the lease of; returns its readers (not started)."""
+        assert self.leases is not None and isinstance(self.queues, ServedQueues)
+        cam = next(c for c in self.config.cameras if c.id == camera_id)
+        before = len(self.readers)
+        self.queues.serve(camera_id)
+        # copy on write: the API may be iterating the pipeline's cameras while one is added
+        self.pipeline.cameras = dict(self.pipeline.cameras)
+        try:
+            self._add_camera(cam)
+        except Exception as e:
+            del self.readers[before:]
+            self.queues.refuse(camera_id)
+            self.healths.pop(camera_id, None)
+            self.pipeline.cameras = {k: v for k, v in self.pipeline.cameras.items() if k != camera_id}
+            self._detectors = [d for d in self._detectors if d[0] != camera_id]
+            if not isinstance(e, SourceError | ValueError | OSError):
+                raise
+            log.error("camera skipped", extra={"camera": camera_id, "error": str(e)})
+            self.leases.give_up(camera_id)  # broken here: let another instance try it
+            return []
+        log.info("camera served", extra={"camera": camera_id, "instance": self.leases.me})
+        return self.readers[before:]
+
+    def _unserve(self, camera_id: str) -> None:
+        """Stops serving a camera whose lease was lost, or that is handed over (then: state saved, lease released)."""
+        assert self.leases is not None and isinstance(self.queues, ServedQueues)
+        handover = self.leases.handing_over(camera_id)
+        self.queues.refuse(camera_id)  # from now on no frame of it reaches the analysis
+        mine = [r for r in self.readers if r.camera_id == camera_id]
+        for r in mine:
+            r.stop()
+        for r in mine:
+            r.join(15)
+        self.readers = [r for r in self.readers if r.camera_id != camera_id]
+        if not self.queues.wait_idle(camera_id, HANDOVER_WAIT_S):
+            log.warning("analysis still busy with a camera given up", extra={"camera": camera_id})
+        rt = self.pipeline.cameras.get(camera_id)
+        self.pipeline.cameras = {k: v for k, v in self.pipeline.cameras.items() if k != camera_id}
+        self.healths.pop(camera_id, None)
+        self._health_logged.pop(camera_id, None)
+        self._detectors = [d for d in self._detectors if d[0] != camera_id]
+        if not handover:  # lost: another instance may already write this camera's rows
+            log.warning("camera no longer served: lease lost", extra={"camera": camera_id})
+            self.leases.release([camera_id])  # if it is still mine after all (ran out locally): claim it afresh
+            return
+        # Handed over: its readers are stopped, so its clips are done; wait for the openings to commit.
+        end = time.monotonic() + HANDOVER_WAIT_S
+        while any(k.startswith(camera_id + "|") for k in list(self.incidents.pending)) and time.monotonic() < end:
+            time.sleep(0.1)
+        if rt is not None and self.leases.handing_over(camera_id):  # still ours after the waits: so is its state
+            blob = pack_states([*rt.analyzers, *([rt.tamper] if rt.tamper is not None else [])])
+            if blob is not None:
+                self._save_analyzer_state(camera_id, blob)
+        self.leases.release([camera_id])  # (only if still mine)
+        log.info("camera handed over", extra={"camera": camera_id, "instance": self.leases.me})
+
+    def _health_anywhere(self, camera_id: str) -> HealthSnapshot | None:
+        """This instance's health of the camera, or what its lease holder last saved in the camera's row."""
+        snap = self.health(camera_id)
+        if snap is not None:
+            return snap
+        with self.sessions() as s:
+            row = s.get(CameraRow, camera_id)
+            lease = s.get(CameraLease, camera_id)
+        if row is None:
+            return None
+        served = lease is not None and lease.holder is not None and lease.expires_at > datetime.now(UTC)
+        states = {st.value: st for st in CameraState}
+        return HealthSnapshot(
+            camera_id=camera_id,
+            state=states.get(row.state, CameraState.CONNECTING) if served else CameraState.STOPPED,
+            last_error=row.last_error if served else "no instance holds this camera's lease",
+            last_frame_at=row.last_frame_at,
+            frames_received_per_min=0,
+            frames_analysed_per_min=0,
+            frames_dropped=0,
+            reconnects=0,
+            since=row.updated_at.timestamp(),
+        )
+
     # ------------------------------------------------------------ run / stop
 
     def run(self, duration_s: float | None = None) -> None:
@@ -345,11 +482,19 @@ class GridSight:
             signal.signal(signal.SIGTERM, on_signal)
         deadline = None if duration_s is None else time.monotonic() + duration_s
         retention_due = time.monotonic() + RETENTION_EVERY_S
+        step = HEALTH_EVERY_S if self.leases is None else FOLLOW_LEASES_EVERY_S  # leases: follow them closely
+        health_due = time.monotonic() + HEALTH_EVERY_S
         while not self._stop.is_set():
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 break
-            self._stop.wait(HEALTH_EVERY_S if left is None else min(HEALTH_EVERY_S, left))
+            self._stop.wait(step if left is None else min(step, left))
+            if self.leases is not None:
+                if not self._stop.is_set():  # (stopping: start no camera now)
+                    self._follow_leases()
+                if time.monotonic() < health_due:
+                    continue
+                health_due = time.monotonic() + HEALTH_EVERY_S
             self._save_health()
             self._sync_models()
             if time.monotonic() >= retention_due:
@@ -360,15 +505,25 @@ class GridSight:
         self._stop.set()
 
     def stop(self) -> None:
+        if self.leases is not None:  # keep renewing while stopping (state is saved below), claim nothing more
+            self.leases.freeze()
+            held = self.leases.held()
+            for camera_id in [c for c in self.pipeline.cameras if c not in held]:
+                self._unserve(camera_id)  # lost just now: its state is no longer ours to save
         for r in self.readers:
             r.stop()
         for r in self.readers:
             r.join(15)
         self.pipeline.stop()
-        self.filer.stop()
+        if self.role != "worker":
+            self.filer.stop()
         self._save_health()
-        self._server.should_exit = True
-        self._api_thread.join(10)
+        if self.leases is not None:  # released: the other instances take these cameras at their next round
+            self.leases.stop()
+            self.leases.leave()
+        if self.role != "worker":
+            self._server.should_exit = True
+            self._api_thread.join(10)
         self.engine.dispose()
         if self.events is not None:  # last: the final health and case changes above still go out
             self.events.stop()
@@ -391,7 +546,7 @@ def platform_callbacks(platform: LocalPlatform | HttpJsonPlatform) -> dict[str, 
     return {"callback_secret": os.environ.get(platform.callback_secret_env), "status_map": platform.status_map}
 
 
-def build(config_dir: Path) -> GridSight:
+def build(config_dir: Path, role: Literal["all", "supervisor", "worker"] = "all") -> GridSight:
     """Loads the configuration (reporting and skipping broken cameras) and sets up logging."""
     loaded = load_config(config_dir)
     logs.configure(loaded.settings.log_level, loaded.settings.log_format)
@@ -402,4 +557,4 @@ def build(config_dir: Path) -> GridSight:
     if not loaded.cameras and not loaded.errors:
         log.info("no cameras configured: running the demo camera")
         loaded.cameras.append(demo_camera())
-    return GridSight(loaded)
+    return GridSight(loaded, role=role)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -26,11 +27,27 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from detector.app import build
+    from detector.supervisor import Supervisor
 
-    app = build(args.config)
+    workers = (os.cpu_count() or 1) if args.workers == "auto" else int(args.workers)
+    if args.worker is not None:  # started by a supervisor: cameras only, spread by the camera leases
+        app = build(args.config, role="worker")
+        app.start()
+        try:
+            app.run(args.duration)
+        finally:
+            app.stop()
+        return 0
+    app = build(args.config, role="supervisor" if workers > 1 else "all")
     if args.port is not None:
         app.config.settings = app.config.settings.model_copy(update={"api_port": args.port})
     app.start()
+    supervisor = None
+    if workers > 1:
+        s = app.config.settings
+        supervisor = Supervisor(args.config, workers, max_rss_mb=s.worker_max_rss_mb, log_dir=s.cache_dir / "workers")
+        supervisor.start()
+        print(f"GridSight: {workers} worker processes (logs in {s.cache_dir / 'workers'})", flush=True)
     if password := app.ensure_admin():
         print(f"First run: created user 'admin' with password {password} — log in and keep it safe.", flush=True)
     if app.api_port:
@@ -40,6 +57,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         app.run(args.duration)
     finally:
+        if supervisor is not None:
+            supervisor.stop()
         app.stop()
     return 0
 
@@ -228,6 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     _config_option(run)
     run.add_argument("--for", dest="duration", type=float, default=None, metavar="SECONDS", help="stop after this long")
     run.add_argument("--port", type=int, default=None, help="API port (overrides settings.yaml)")
+    run.add_argument(
+        "--workers", default="1", metavar="N|auto",
+        help="camera worker processes (auto: one per core); the cameras are spread over them by leases",
+    )  # fmt: skip
+    run.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # set by the supervisor for its workers
     run.set_defaults(func=cmd_run)
 
     config = sub.add_parser("config", help="configuration tools")

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from enum import StrEnum
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -111,6 +112,48 @@ class MqttSettings(Strict):
         return self.port or (8883 if self.tls else 1883)
 
 
+class CameraFilter(Strict):
+    """Which cameras an instance may take: a camera matching any id glob *or* any street; both empty = all."""
+
+    ids: list[str] = Field(default_factory=list, description="Camera id globs (fnmatch), e.g. xc-02*.")
+    streets: list[str] = Field(default_factory=list, description="Camera location.street values, e.g. 示范街道.")
+
+    def allows(self, camera: Camera) -> bool:
+        if not self.ids and not self.streets:
+            return True
+        return camera.location.street in self.streets or any(fnmatchcase(camera.id, g) for g in self.ids)
+
+
+class InstanceSettings(Strict):
+    """This process among several sharing one database: cameras are assigned by leases (detector/leases.py)."""
+
+    id: str | None = Field(
+        None, min_length=1, max_length=128, description="Name in the lease tables, unique per database; "
+        "unset = <host name>-<pid> (a new name at every start).",
+    )  # fmt: skip
+    leases: bool | None = Field(
+        None, description="Camera leases: unset = on with PostgreSQL, off with SQLite (one process serves all)."
+    )
+    lease_s: float = Field(
+        30, ge=3, le=3600, description="A lease not renewed for this long expires: another instance takes the camera."
+    )
+    renew_s: float | None = Field(None, gt=0, description="Renew (and claim) this often; unset = lease_s / 3.")
+    cameras: CameraFilter = Field(default_factory=CameraFilter, description="Cameras this instance may take.")
+
+    @model_validator(mode="after")
+    def _renew_in_time(self) -> InstanceSettings:
+        if self.renew_s is not None and self.renew_s > self.lease_s / 2:
+            raise ValueError(f"renew_s ({self.renew_s}) must be at most lease_s / 2 ({self.lease_s / 2})")
+        return self
+
+    @property
+    def renew_every_s(self) -> float:
+        return self.renew_s if self.renew_s is not None else self.lease_s / 3
+
+    def leases_on(self, database_url: str) -> bool:
+        return self.leases if self.leases is not None else database_url.startswith("postgresql")
+
+
 class Settings(Strict):
     """Deployment-wide settings (`settings.yaml`). Relative paths are relative to the working directory."""
 
@@ -133,10 +176,16 @@ class Settings(Strict):
     api_port: int = Field(8080, ge=0, le=65535, description="0 picks a free port.")
     api_cookie_secure: bool = Field(False, description="Send the console's session cookie over HTTPS only.")
     inference_threads: int = Field(1, ge=1, le=64, description="ONNX Runtime intra-op threads.")
+    worker_max_rss_mb: float | None = Field(
+        None, gt=0, description="`gridsight run --workers N`: a worker above this resident memory is restarted."
+    )
     platform: Annotated[LocalPlatform | HttpJsonPlatform, Field(discriminator="type")] = LocalPlatform()
     filing: FilingSettings = FilingSettings()
     calendar: WorkCalendar = Field(default_factory=WorkCalendar, description="Working hours and holidays (时限).")
     mqtt: MqttSettings | None = Field(None, description="Publish events to an MQTT broker; unset = off.")
+    instance: InstanceSettings = Field(
+        default_factory=InstanceSettings, description="Several instances on one database: id, leases, camera filter."
+    )
 
 
 # ---------------------------------------------------------------- cameras

@@ -300,6 +300,29 @@ class ModelFinding(Base):
     __table_args__ = (Index("ix_model_findings_run", "run_id", "camera_id", "ts"),)
 
 
+class CameraLease(Base):
+    """Which instance serves a camera, until when (several instances on one database; detector/leases.py)."""
+
+    __tablename__ = "camera_leases"
+
+    camera_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(128), index=True)  # instance id; NULL: released
+    expires_at: Mapped[datetime]  # the database's clock
+    claimed_at: Mapped[datetime]  # when the current holder took it
+    generation: Mapped[int] = mapped_column(Integer, default=1)  # +1 at every change of holder (fencing epoch)
+
+
+class LeaseInstance(Base):
+    """A live instance and the cameras it may take, renewed with its leases (for the fair share)."""
+
+    __tablename__ = "lease_instances"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    cameras: Mapped[list[Any]] = mapped_column(JSON)  # ids of the cameras its filter allows
+    started_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
 def make_engine(url: str) -> Engine:
     """Creates the engine; SQLite gets WAL, a busy timeout and foreign keys."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):

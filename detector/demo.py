@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 #: Bump whenever the drawing or encoding changes, so cached files are regenerated.
-_VERSION = 1
+_VERSION = 2
 
 #: Normalised polygon of the sidewalk section where vending is forbidden.
 DEMO_NO_VENDING_ZONE: list[tuple[float, float]] = [
@@ -53,8 +53,11 @@ _PX_PER_M = 0.079  # pixels per metre as a fraction of frame height (one depth f
 _STALL_HALF_W = 1.3  # canopy half-width: the widest part
 _STALL_TOP = 2.25  # canopy apex above the ground
 _PUSH_S = 3.0  # pushing the stall in (or out) takes this long
+_VENDOR_GAP_M = 1.2  # where the vendor stands while selling: beyond the canopy's edge
 
 BGR = tuple[int, int, int]
+#: (frame, t) -> (foot y, painter) items drawn with the street's own, back to front
+Painters = Callable[[NDArray[np.uint8], float], list[tuple[float, Callable[[], None]]]]
 _CAR_COLOURS: list[BGR] = [
     (40, 40, 200), (235, 235, 235), (35, 35, 35), (190, 190, 185),
     (170, 90, 30), (40, 200, 230), (60, 130, 50), (120, 120, 120),
@@ -288,13 +291,14 @@ class _Scene:
         for i in range(self.spec.frame_count):
             yield self.render(i)
 
-    def render(self, i: int) -> NDArray[np.uint8]:
+    def render(self, i: int, more: Painters | None = None) -> NDArray[np.uint8]:
+        """Frame `i`; `more(img, t)` adds (foot y, painter) items of other scenes' things."""
         spec, t = self.spec, i / self.spec.fps
         w, h = spec.width, spec.height
         m = _PX_PER_M * h
         img = self.background.copy()
         # (foot y, painter): painting back to front gives correct occlusion.
-        items: list[tuple[float, Callable[[], None]]] = []
+        items: list[tuple[float, Callable[[], None]]] = [] if more is None else more(img, t)
         if spec.pedestrians:
             for p in self.walkers:
                 if p.t0 <= t <= p.t1:
@@ -313,10 +317,11 @@ class _Scene:
         if offset is not None:
             cx = (_STALL_CX + offset) * w
             items.append((_STALL_FOOT, _bind(_draw_stall, img, cx, _STALL_FOOT * h, m)))
-            # The vendor pushes from the right, then stands beside it, swaying a little.
+            # The vendor pushes from the right, then stands a step beside it (where buyers are
+            # served: a person lingering by the stall is what tells it from a pile), shifting a little.
             moving = _stall_moving(spec, t)
-            sway = 0.0 if moving else 0.05 * math.sin(t * 2 * math.pi / 4.0)
-            vendor_x = cx + (_STALL_HALF_W + 0.35 + sway) * m
+            sway = 0.0 if moving else 0.15 * math.sin(t * 2 * math.pi / 9.0)
+            vendor_x = cx + (_STALL_HALF_W + _vendor_gap(spec, t) + sway) * m
             vendor_foot = _STALL_FOOT + 0.006  # just in front of the stall
             phase = t * 2 * math.pi * 1.8 if moving else math.pi / 2
             swing = 1.0 if moving else 0.3 * math.sin(t * 2 * math.pi / 5.0)
@@ -354,6 +359,15 @@ def _depth(foot_y: float) -> float:
 def _stall_moving(spec: StreetSpec, t: float) -> bool:
     a, leave = spec.stall_arrive_s, spec.stall_leave_s
     return a is not None and (a <= t < a + _PUSH_S or (leave is not None and leave <= t))
+
+
+def _vendor_gap(spec: StreetSpec, t: float) -> float:
+    """Metres between the canopy's edge and the vendor: close while pushing, a step away while selling."""
+    a, leave = spec.stall_arrive_s, spec.stall_leave_s
+    if a is None or _stall_moving(spec, t):
+        return 0.35
+    u = min(1.0, (t - a - _PUSH_S) / 2.0, math.inf if leave is None else (leave - t) / 2.0)
+    return 0.35 + (_VENDOR_GAP_M - 0.35) * (0.5 - 0.5 * math.cos(math.pi * max(u, 0.0)))
 
 
 def _stall_offset(spec: StreetSpec, t: float) -> float | None:

@@ -17,6 +17,9 @@ class CameraState(StrEnum):
     FAILED = "failed"  # the last attempt failed; retrying after a backoff
     ENDED = "ended"  # a file source that does not loop reached its end
     STOPPED = "stopped"  # shut down by us
+    # Reported, never set: live, but the view no longer matches its reference (moved,
+    # covered, blurred), so the camera's rules are paused (see `CameraHealth.set_view`).
+    TAMPERED = "tampered"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +33,7 @@ class HealthSnapshot:
     frames_dropped: int
     reconnects: int
     since: float  # wall time (epoch s) of the last state change
+    view: str | None = None  # moved | covered | blurred while the view is off its reference, else None
 
 
 class CameraHealth:
@@ -47,6 +51,8 @@ class CameraHealth:
         self.frames_dropped = 0
         self.reconnects = 0
         self.decode_seconds = 0.0  # CPU spent decoding due frames (thread time)
+        self._view: str | None = None  # written by the analysis thread (tamper check)
+        self._view_since: datetime | None = None
 
     @property
     def state(self) -> CameraState:
@@ -62,6 +68,23 @@ class CameraHealth:
             self._state = state
             self._since = time.time()
             return True
+
+    def set_view(self, fault: str | None, since: datetime | None = None) -> bool:
+        """Marks the view as moved/covered/blurred (None: matches its reference); True when it changed.
+
+        The connection state machine is left alone; a live camera with a view
+        fault is *reported* as `TAMPERED`, so the API, the health history and
+        MQTT show it without knowing about the tamper check.
+        """
+        with self._lock:
+            if fault == self._view:
+                return False
+            self._view, self._view_since = fault, since if fault else None
+            return True
+
+    @property
+    def view(self) -> str | None:
+        return self._view
 
     def packet(self) -> None:
         self._tick(self._received)
@@ -80,14 +103,20 @@ class CameraHealth:
     def snapshot(self) -> HealthSnapshot:
         now = time.monotonic()
         with self._lock:
+            tampered = self._view is not None and self._state is CameraState.LIVE
+            error = self.last_error
+            if tampered:
+                since = f" since {self._view_since.isoformat()}" if self._view_since else ""
+                error = f"camera view {self._view}{since}: rules paused"
             return HealthSnapshot(
                 camera_id=self.camera_id,
-                state=self._state,
-                last_error=self.last_error,
+                state=CameraState.TAMPERED if tampered else self._state,
+                last_error=error,
                 last_frame_at=self.last_frame_at,
                 frames_received_per_min=sum(1 for t in list(self._received) if t >= now - 60),
                 frames_analysed_per_min=sum(1 for t in list(self._analysed) if t >= now - 60),
                 frames_dropped=self.frames_dropped,
                 reconnects=self.reconnects,
                 since=self._since,
+                view=self._view,
             )

@@ -30,12 +30,13 @@ from detector.evidence import EvidenceStore, StoredFile, annotate
 from detector.filing.cases import CaseService
 from detector.persistence import Action, Candidate, PersistenceTracker, decide
 from detector.ring import PacketRing
-from detector.rules import CameraRules, Finding
+from detector.rules import MAINTENANCE, CameraRules, Finding
 from detector.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
 
 CLIP_WAIT_S = 60.0  # wall seconds to wait for a clip before filing without it
+MAINTENANCE_NAME = "Camera view changed"  # caption of maintenance evidence (not a taxonomy problem)
 
 
 @dataclass
@@ -121,14 +122,22 @@ class IncidentManager:
 
     # ------------------------------------------------------------ per analysis
 
-    def process(self, camera_id: str, image: NDArray[np.uint8], findings: list[Finding], ts: datetime) -> None:
+    def process(
+        self,
+        camera_id: str,
+        image: NDArray[np.uint8],
+        findings: list[Finding],
+        ts: datetime,
+        codes: frozenset[str] | None = None,
+    ) -> None:
+        """One analysis of a camera; `codes`: only these problems were looked at (the others stand still)."""
         cam = self.cameras[camera_id]
         keep = set(cam.active) | {k for k in self.pending if k.startswith(camera_id + "|")}
         recent = [k for k, at in cam.cleared.items() if timedelta(0) <= ts - at <= self.recur_window]
-        hit = cam.tracker.update(findings, ts, keep, recent)
+        hit = cam.tracker.update(findings, ts, keep, recent, codes)
         updates: list[tuple[Action, str, Candidate]] = []
         for key, c in cam.tracker.candidates.items():
-            if key in self.pending:
+            if key in self.pending or (codes is not None and c.problem_code not in codes):
                 continue
             act = cam.active.get(key)
             qualifies = act is None and cam.tracker.qualifies(c, ts)
@@ -164,8 +173,8 @@ class IncidentManager:
             inc.last_seen_at = ts
             inc.score = max(inc.score, c.score)
             act.last_seen = ts
-            if self.cases is not None:
-                self.cases.on_present(s, inc, ts, image)
+            if (cases := self._cases_for(inc.problem_code)) is not None:
+                cases.on_present(s, inc, ts, image)
             if inc.state not in ("open", "recurred") or ts <= inc.opened_at:
                 return  # still present: the row is updated, no event, no log line
             inc.state = act.state = "present"
@@ -179,8 +188,8 @@ class IncidentManager:
             )
             del cam.active[key]
             cam.cleared[key] = ts
-            if self.cases is not None:
-                self.cases.on_cleared(s, inc, ts, image)
+            if (cases := self._cases_for(inc.problem_code)) is not None:
+                cases.on_cleared(s, inc, ts, image)
         self._log(action, inc)
 
     # ------------------------------------------------------------ opening
@@ -189,12 +198,12 @@ class IncidentManager:
         self, cam: CameraIncidents, key: str, action: Action, c: Candidate, image: NDArray[np.uint8], ts: datetime
     ) -> None:
         camera = cam.rules.camera
-        problem = self.taxonomy[c.problem_code]
+        name = self.taxonomy[c.problem_code].name_en if c.problem_code in self.taxonomy else MAINTENANCE_NAME
         zone_name = key.split("|")[2]
         zone = cam.rules.zones.zones.get(zone_name)
-        label = f"{problem.code} {problem.name_en} {c.score:.2f}"
+        label = f"{c.problem_code} {name} {c.score:.2f}"
         local = ts.astimezone(ZoneInfo(DEFAULT_TZ)).strftime("%Y-%m-%d %H:%M:%S %z")
-        caption = f"{camera.id}  {local}  {problem.code} {problem.name_en}"
+        caption = f"{camera.id}  {local}  {c.problem_code} {name}"
         files = [
             self.store.put_jpeg("clean", image),
             self.store.put_jpeg(
@@ -273,11 +282,11 @@ class IncidentManager:
                 ]
                 s.add_all(rows)
                 s.flush()
-                if self.cases is not None:  # the case and its outbox message commit with the incident
+                if (cases := self._cases_for(c.problem_code)) is not None:  # commit with the incident
                     if p.action is Action.OPEN:
-                        self.cases.on_opened(s, inc)
+                        cases.on_opened(s, inc)
                     else:
-                        self.cases.on_recurred(s, inc, ts, rows)
+                        cases.on_recurred(s, inc, ts, rows)
         except IntegrityError:
             # Another writer (or an earlier life of this process) holds an active incident
             # at this key: it is the same problem, so nothing new is opened.
@@ -290,6 +299,10 @@ class IncidentManager:
             return
         cam.active[p.key] = ActiveIncident(inc.id, inc.state, ts)
         self._log(p.action, inc)
+
+    def _cases_for(self, code: str) -> CaseService | None:
+        """Who files incidents of `code` (None: nobody; maintenance incidents stay with the operators)."""
+        return None if code == MAINTENANCE else self.cases
 
     def _drop_unreferenced(self, files: list[StoredFile]) -> None:
         with self.sessions() as s:

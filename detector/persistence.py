@@ -78,12 +78,19 @@ class PersistenceTracker:
         return key
 
     def update(
-        self, findings: list[Finding], ts: datetime, keep: set[str], known: Iterable[str] = ()
+        self,
+        findings: list[Finding],
+        ts: datetime,
+        keep: set[str],
+        known: Iterable[str] = (),
+        codes: frozenset[str] | None = None,
     ) -> dict[str, Candidate]:
         """Adds one analysis; returns the candidates hit in it.
 
         `keep`: keys of active incidents, whose candidates stay even when absent.
         `known`: keys of recently cleared incidents, preferred for neighbouring cells.
+        `codes`: only these problems were looked at (a paused camera): the others'
+        candidates are left as they are, neither hit nor missed.
         """
         best: dict[str, Finding] = {}
         known = list(known)
@@ -96,6 +103,8 @@ class PersistenceTracker:
                 self.candidates[k] = Candidate(k, f.problem_code, ts, ts, deque(maxlen=n))
         hit_now: dict[str, Candidate] = {}
         for k, c in list(self.candidates.items()):
+            if codes is not None and c.problem_code not in codes:
+                continue
             if c.history and ts < c.history[-1][0]:
                 c.history.clear()  # the clock went back (a file replayed): start over
             f = best.get(k)

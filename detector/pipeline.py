@@ -10,20 +10,24 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from detector.analyzers.base import Analyzer, pack_states
+from detector.analyzers.base import Analyzer, Stateful, pack_states
+from detector.analyzers.tamper import TamperDetector
 from detector.config import Camera
 from detector.gate import SceneGate
 from detector.health import CameraHealth
 from detector.incidents import IncidentManager
-from detector.rules import CameraRules
+from detector.rules import MAINTENANCE, CameraRules, Finding
 from detector.types import Frame, Observations
 
 log = logging.getLogger(__name__)
 
 STATE_EVERY = timedelta(minutes=5)  # how often (pipeline time) analyzer state is saved
+BLANK_STD = 2.0  # grey std (0-255) of a small copy below which a frame is blank: black, grey, one colour
+ONLY_MAINTENANCE = frozenset({MAINTENANCE})
 
 
 class FrameQueues:
@@ -86,11 +90,14 @@ class CameraRuntime:
     health: CameraHealth
     analyzers: list[Analyzer]
     gate: SceneGate | None
+    tamper: TamperDetector | None = None  # None: the view is not checked (rules never pause)
     last_obs: dict[str, Observations] = field(default_factory=dict)  # per gated analyzer
     state_saved_at: datetime | None = None
     analyses: int = 0  # frames that ran the gated analyzers
     frames: int = 0  # frames analysed at all
     errors: int = 0
+    blank: int = 0  # blank frames skipped
+    paused: int = 0  # frames whose rules were paused: the view was off its reference
     analysis_seconds: float = 0.0
     lag_s: float = 0.0  # decode → analysis done, for the newest frame
     last_image: NDArray[np.uint8] | None = None
@@ -132,15 +139,18 @@ class Pipeline:
         rt = self.cameras[frame.camera_id]
         started = time.perf_counter()
         try:
-            changed = rt.gate is None or rt.gate.should_analyze(frame)
-            parts = []
-            for a in rt.analyzers:
-                if changed or not a.gated:
-                    rt.last_obs[a.name] = a.analyze(frame)
-                parts.append(rt.last_obs.get(a.name, Observations()))
-            rt.analyses += changed
-            findings = rt.rules.findings(Observations.merge(parts), frame.ts)
-            self.incidents.process(rt.camera.id, frame.image, findings, frame.ts)
+            usable, findings = self._view(rt, frame)
+            codes: frozenset[str] | None = None  # None: every problem was looked at
+            if usable and _blank(frame.image):  # black or grey (a decoder gap, a dead sensor): nothing to see
+                usable, codes = False, frozenset()
+                rt.blank += 1
+            elif not usable:  # no new incidents from a view that is not the configured one; open ones stand still
+                # (a frame that only looks off, not yet confirmed, moves nothing, not even maintenance)
+                codes = ONLY_MAINTENANCE if findings else frozenset()
+                rt.paused += 1
+            if usable:
+                findings += self._findings(rt, frame)
+            self.incidents.process(rt.camera.id, frame.image, findings, frame.ts, codes=codes)
             rt.health.analysed(frame.ts)
             rt.frames += 1
             rt.last_image = frame.image
@@ -153,8 +163,37 @@ class Pipeline:
             rt.analysis_seconds += time.perf_counter() - started
             rt.lag_s = time.monotonic() - frame.arrived
 
+    @staticmethod
+    def _view(rt: CameraRuntime, frame: Frame) -> tuple[bool, list[Finding]]:
+        """Whether the frame shows the camera's reference view, and the maintenance finding if it does not.
+
+        A frame whose own verdict is off (before debouncing confirms it) is not
+        analysed either: a lens covered for one frame shows nothing to analyse.
+        """
+        if rt.tamper is None:
+            return True, []
+        view = rt.tamper.check(frame)
+        if rt.health.set_view(None if view.ok else view.kind, view.since):
+            log.warning(
+                "camera view " + ("back to its reference" if view.ok else view.kind),
+                extra={"camera": rt.camera.id, "details": view.details},
+            )
+        return view.ok and view.raw == "ok", rt.rules.maintenance(view, frame.ts)
+
+    @staticmethod
+    def _findings(rt: CameraRuntime, frame: Frame) -> list[Finding]:
+        changed = rt.gate is None or rt.gate.should_analyze(frame)
+        parts = []
+        for a in rt.analyzers:
+            if changed or not a.gated:
+                rt.last_obs[a.name] = a.analyze(frame)
+            parts.append(rt.last_obs.get(a.name, Observations()))
+        rt.analyses += changed
+        return rt.rules.findings(Observations.merge(parts), frame.ts)
+
     def _persist_state(self, rt: CameraRuntime, ts: datetime | None = None) -> None:
-        blob = pack_states(rt.analyzers)
+        parts: list[Stateful] = [*rt.analyzers, *([rt.tamper] if rt.tamper is not None else [])]
+        blob = pack_states(parts)
         if blob is not None:
             self._save_state(rt.camera.id, blob)
         if ts is not None:
@@ -162,3 +201,9 @@ class Pipeline:
 
     def runtimes(self) -> Iterator[CameraRuntime]:
         return iter(self.cameras.values())
+
+
+def _blank(image: NDArray[np.uint8]) -> bool:
+    """A frame with (almost) no structure: what a decoder shows for missing data, or a dead sensor."""
+    small = cv2.resize(image, (64, 36), interpolation=cv2.INTER_AREA)
+    return float(small.std()) < BLANK_STD

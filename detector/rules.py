@@ -4,17 +4,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from detector.config import Camera, resolve_rule
-from detector.taxonomy import RuleSpec, Taxonomy
+from detector.taxonomy import Persistence, RuleSpec, Taxonomy
 from detector.types import Observations
 from detector.zones import ZoneMasks
 
+if TYPE_CHECKING:
+    from detector.analyzers.tamper import TamperState
+
 WHOLE_VIEW = "view"  # zone name used when a rule is not limited to zones
+STATIONARY, VENDING = "occupancy:stationary", "occupancy:vending"  # as detector.analyzers.occupancy emits them
 CELLS = 8  # the coarse grid of a case key: an 8x8 split of the view
+
+#: Problem code of a camera whose view no longer matches its reference (moved, covered,
+#: blurred): a maintenance incident for the operators, never a case — no national code
+#: applies and the platform must not hear of it. Five characters: the width of problem_code.
+MAINTENANCE = "MAINT"
+#: Confirmed for a minute before it opens (a burst of black frames is not a covered lens);
+#: cleared by the first analysis that sees the reference view again.
+MAINTENANCE_RULE = RuleSpec(persistence=Persistence(k=3, n=3, minutes=1.0), clear_minutes=0.01, max_area=1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +64,11 @@ class CameraRules:
 
     @classmethod
     def build(cls, camera: Camera, taxonomy: Taxonomy) -> CameraRules:
-        return cls(
-            camera=camera,
-            rules={code: resolve_rule(taxonomy, camera, code) for code in camera.problems},
-            outputs={code: frozenset(taxonomy[code].outputs) for code in camera.problems},
-            zones=ZoneMasks(camera.zones),
-        )
+        rules = {code: resolve_rule(taxonomy, camera, code) for code in camera.problems}
+        outputs = {code: frozenset(taxonomy[code].outputs) for code in camera.problems}
+        # Maintenance findings come from the tamper check (`maintenance`), never from observations.
+        rules[MAINTENANCE], outputs[MAINTENANCE] = MAINTENANCE_RULE, frozenset()
+        return cls(camera=camera, rules=rules, outputs=outputs, zones=ZoneMasks(camera.zones))
 
     @property
     def labels(self) -> frozenset[str]:
@@ -69,11 +80,26 @@ class CameraRules:
         name = self.rules[code].schedule
         return name is None or self.camera.schedules[name].active(ts)
 
+    def maintenance(self, view: TamperState, ts: datetime) -> list[Finding]:
+        """The maintenance finding of a view that is off its reference (none while it matches)."""
+        if view.ok:
+            return []
+        since = view.since.isoformat() if view.since else None
+        return [
+            Finding(
+                camera_id=self.camera.id, problem_code=MAINTENANCE, zone=WHOLE_VIEW, box=(0.0, 0.0, 1.0, 1.0),
+                score=view.score, label=f"tamper:{view.kind}", ts=ts,
+                extras={"kind": view.kind, "since": since, **view.details},
+            )
+        ]  # fmt: skip
+
     def findings(self, obs: Observations, ts: datetime) -> list[Finding]:
         """Every (problem, observation) pair that passes score, size, zone and schedule tests."""
         out: list[Finding] = []
         if not len(obs):
             return out
+        names = object_names(obs)
+        matches = [_counts_as(lbl, obs.extras[i] if obs.extras else {}) for i, lbl in enumerate(obs.labels)]
         ignored = np.zeros(len(obs), bool)
         for name in self.zones.ignored:
             ignored |= self.zones.contains(name, obs)
@@ -81,7 +107,7 @@ class CameraRules:
             if not self.watching(code, ts):
                 continue
             ok = (
-                np.array([lbl in self.outputs[code] for lbl in obs.labels])
+                np.array([bool(m & self.outputs[code]) for m in matches])
                 & (obs.scores >= rule.min_score)
                 & (obs.area >= rule.min_area)
                 & (obs.area <= rule.max_area)
@@ -109,9 +135,42 @@ class CameraRules:
                         zone=str(zone_of[i]),
                         box=tuple(float(v) for v in obs.xyxy[i]),  # type: ignore[arg-type]
                         score=float(obs.scores[i]),
-                        label=obs.labels[i],
+                        label=names[i],
                         ts=ts,
                         extras=dict(obs.extras[i]) if obs.extras else {},
                     )
                 )
         return out
+
+
+def _counts_as(label: str, extras: dict[str, Any]) -> frozenset[str]:
+    """The outputs an observation counts as: its label, and "occupancy:vending" for a stationary object
+    whose people nobody measured (an occupancy analyzer without `people`: it cannot rule a vendor out)."""
+    if label == STATIONARY and "people" not in extras:
+        return frozenset({label, VENDING})
+    return frozenset({label})
+
+
+def object_names(obs: Observations) -> list[str]:
+    """Each observation's label, where a detector class names a class-agnostic one (occupancy) it covers.
+
+    A stationary object that the detector also sees as an umbrella or a cart is
+    reported as "detector:umbrella": the name tells an operator what it is; the
+    rules still match on the original labels.
+    """
+    names = list(obs.labels)
+    det = [j for j, lbl in enumerate(obs.labels) if lbl.startswith("detector:")]
+    if not det:
+        return names
+    for i, lbl in enumerate(obs.labels):
+        if not lbl.startswith("occupancy:"):
+            continue
+        best, name = 0.0, lbl
+        for j in det:
+            a, b = obs.xyxy[i], obs.xyxy[j]
+            inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+            smaller = min(float(obs.area[i]), float(obs.area[j]))
+            if smaller > 0 and inter / smaller >= 0.5 and float(obs.scores[j]) > best:
+                best, name = float(obs.scores[j]), obs.labels[j]
+        names[i] = name
+    return names

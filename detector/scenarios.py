@@ -23,7 +23,11 @@ Events (all optional, times in seconds of video):
   the site floodlights and the machines' lights are on meanwhile;
 * **camera bump**: from `bump_s` the whole view is shifted by `bump_px` for good;
 * **lens covered**: from `cover_s` the lens is sprayed over with dark paint;
-* **defocus**: from `defocus_s` the view is out of focus.
+* **defocus**: from `defocus_s` the view is out of focus;
+* **view restored**: from `restore_s` the camera is back on its preset, its lens
+  clean and in focus (bump, paint and defocus end);
+* **stall**: the demo's vendor stall on the sidewalk from `stall_arrive_s` to
+  `stall_leave_s` (a problem to find — or not, while the view is off).
 
 `generate_scenario(path, spec)` encodes H.264 MP4 exactly like the demo (PyAV,
 libx264, yuv420p, fixed GOP, one x264 thread: same spec, same bytes) and
@@ -49,6 +53,7 @@ from numpy.typing import NDArray
 from detector.demo import (
     _FACADE_BOTTOM,
     _LANES,
+    _PUSH_S,
     _PX_PER_M,
     BGR,
     StreetSpec,
@@ -116,11 +121,15 @@ class ScenarioSpec(VideoSpec):
     bump_px: tuple[int, int] = (14, 8)
     cover_s: float | None = None
     defocus_s: float | None = None
+    restore_s: float | None = None
+    stall_arrive_s: float | None = None
+    stall_leave_s: float | None = None
     version: ClassVar[int] = _VERSION
 
     def __post_init__(self) -> None:
         for name in ("duration_s", "gop_s", "cloud_s", "cloud_ramp_s", "dust_s", "dust_build_s", "dust_hold_s",
-                     "dust_fade_s", "dust_density", "bump_s", "cover_s", "defocus_s"):  # fmt: skip
+                     "dust_fade_s", "dust_density", "bump_s", "cover_s", "defocus_s", "restore_s", "stall_arrive_s",
+                     "stall_leave_s"):  # fmt: skip
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, float(value))
@@ -138,7 +147,8 @@ class ScenarioTruth:
     Events: `dust` (any plume visible), `dust_built` (the plume at full
     strength), `cloud_change` (the sun → cloud ramp), `cloudy` (after it),
     `night`, `works` (machinery moving), `site_lights` (works at night),
-    `moved` (the view is shifted), `covered` (lens sprayed over), `defocused`.
+    `moved` (the view is shifted), `covered` (lens sprayed over), `defocused`,
+    `stall` (the vendor stall stands still on the sidewalk).
     """
 
     spec: ScenarioSpec
@@ -202,12 +212,15 @@ def scenario_truth(spec: ScenarioSpec) -> ScenarioTruth:
         add("works", *spec.works)
         if spec.night:
             add("site_lights", *spec.works)
+    back = end if spec.restore_s is None else spec.restore_s
     if spec.bump_s is not None and spec.bump_px != (0, 0):
-        add("moved", spec.bump_s, end)
+        add("moved", spec.bump_s, back)
     if spec.cover_s is not None:
-        add("covered", spec.cover_s + _COVER_RAMP_S, end)
+        add("covered", spec.cover_s + _COVER_RAMP_S, back)
     if spec.defocus_s is not None:
-        add("defocused", spec.defocus_s + _DEFOCUS_RAMP_S, end)
+        add("defocused", spec.defocus_s + _DEFOCUS_RAMP_S, back)
+    if spec.stall_arrive_s is not None:
+        add("stall", spec.stall_arrive_s + _PUSH_S, end if spec.stall_leave_s is None else spec.stall_leave_s)
     return ScenarioTruth(
         spec=spec,
         fps=spec.fps,
@@ -271,8 +284,8 @@ class ScenarioRenderer:
             fps=spec.fps,
             duration_s=spec.duration_s,
             gop_s=spec.gop_s,
-            stall_arrive_s=None,
-            stall_leave_s=None,
+            stall_arrive_s=spec.stall_arrive_s,
+            stall_leave_s=spec.stall_leave_s,
             pedestrians=spec.pedestrians,
             cars=spec.cars,
             lighting_drift=False,
@@ -453,6 +466,8 @@ class ScenarioRenderer:
     def _camera(self, img: NDArray[np.uint8], t: float) -> NDArray[np.uint8]:
         s = self.spec
         w, h = s.width, s.height
+        if s.restore_s is not None and t >= s.restore_s:
+            return img  # back on its preset, the lens cleaned and focused
         if s.defocus_s is not None and t >= s.defocus_s:
             sigma = 0.0055 * w * _smooth((t - s.defocus_s) / _DEFOCUS_RAMP_S)
             if sigma > 0.3:
@@ -504,10 +519,12 @@ def _plume_envelope(qw: int, qh: int) -> NDArray[np.float32]:
     return (across * vertical).astype(np.float32)
 
 
-def _sun_maps(w: int, h: int) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """Per-pixel BGR light multipliers: direct sun with cast shadows, and overcast."""
+def _sun_maps(
+    w: int, h: int, shadows: list[list[tuple[float, float]]] | None = None
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Per-pixel BGR light multipliers: direct sun with cast shadows (normalised polygons), and overcast."""
     lit = np.ones((h, w), np.float32)
-    shadows = [
+    shadows = shadows or [
         [(0.0, 0.80), (0.42, 0.80), (0.30, 1.0), (0.0, 1.0)],  # a building behind the camera, on the road
         [(0.0, 0.04), (0.20, 0.04), (0.09, 0.46), (0.0, 0.46)],  # neighbour's shadow on the left facades
         [(0.52, 0.55), (1.0, 0.55), (1.0, 0.578), (0.52, 0.578)],  # the hoarding's shadow on the sidewalk

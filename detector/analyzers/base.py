@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -36,7 +38,17 @@ class Analyzer(ABC):
         """Restores what `state()` returned; ignores a blob that no longer fits."""
 
 
-def pack_states(analyzers: list[Analyzer]) -> bytes | None:
+class Stateful(Protocol):
+    """Anything of a camera whose learned state survives restarts (analyzers, the tamper check)."""
+
+    name: str
+
+    def state(self) -> bytes | None: ...
+
+    def load_state(self, blob: bytes) -> None: ...
+
+
+def pack_states(analyzers: Sequence[Stateful]) -> bytes | None:
     """The long-lived state of every analyzer of a camera, in one blob keyed by analyzer name."""
     blobs = {a.name: np.frombuffer(b, np.uint8) for a in analyzers if (b := a.state()) is not None}
     if not blobs:
@@ -46,7 +58,7 @@ def pack_states(analyzers: list[Analyzer]) -> bytes | None:
     return buf.getvalue()
 
 
-def restore_states(analyzers: list[Analyzer], blob: bytes) -> None:
+def restore_states(analyzers: Sequence[Stateful], blob: bytes) -> None:
     """Gives each analyzer its part of `pack_states`' blob; an unreadable blob is ignored."""
     try:
         with np.load(io.BytesIO(blob), allow_pickle=False) as archive:

@@ -23,6 +23,16 @@ long-term background escape wrong states:
 texture-preserving, chroma-preserving changes (shadows on textured ground) are
 illumination, and "ghosts" (an object of the learned view that left, revealing
 ground that looks like its surroundings) are absorbed at once.
+
+Vending (`people=True`): a stall or a vendor's cart is a stationary object with
+people lingering beside it. Every analysis also lists the person-shaped blobs
+of the foreground (taller than wide, moving or standing); a stationary object
+with such a blob beside it — about as tall as the object or up to twice as
+tall, feet near its foot line, within half a width or a person's height of
+it — in at least `people_k` of the last `people_n` analyses is reported a
+second time as "occupancy:vending", with the count in its extras. A pile of
+goods is too low for a passer to count, and a passer is beside an object in
+one analysis, not in several.
 """
 
 from __future__ import annotations
@@ -47,6 +57,7 @@ from detector.types import Frame, Observations
 Polygon = Sequence[tuple[float, float]]
 
 LABEL = "occupancy:stationary"
+VENDING = "occupancy:vending"
 _STATE_VERSION = 1
 
 F32 = NDArray[np.float32]
@@ -102,8 +113,20 @@ class OccupancyParams:
     #: a component is a ghost when its boundary contrast in the long-term background
     #: exceeds this factor times that in the short-term one; 0 disables the test
     ghost_ratio: float = 2.0
+    #: ... and the edges along its outline in the long-term background exceed this factor times
+    #: those in the short-term one (a real object keeps its outline, a ghost loses it)
+    ghost_edge_ratio: float = 0.8
     #: longest gap between analyses used for the update rate, seconds
     max_dt_s: float = 3600.0
+    #: also report stationary objects with people lingering beside them as VENDING
+    people: bool = False
+    #: ... seen beside it in at least people_k of the last people_n analyses
+    people_k: int = 3
+    people_n: int = 8
+    #: a person-shaped blob is at least this much taller than wide
+    person_aspect: float = 1.4
+    #: and (height relative to the object's) within this range
+    person_height: tuple[float, float] = (0.45, 2.2)
 
 
 class OccupancyAnalyzer(Analyzer):
@@ -131,6 +154,9 @@ class OccupancyAnalyzer(Analyzer):
         self._change_since: float | None = None  # start of an ongoing global change
         self._shifts: list[tuple[float, float]] = []  # consecutive camera shifts seen
         self._hann: F32 | None = None
+        # person-shaped foreground blobs (normalised xyxy) of the last people_n analyses
+        self._people: deque[NDArray[np.float32]] = deque(maxlen=self.params.people_n)
+        self._wh = 16 / 9  # width / height of the view: normalised boxes to pixel shapes
 
     # ------------------------------------------------------------------ API
 
@@ -138,6 +164,7 @@ class OccupancyAnalyzer(Analyzer):
         p = self.params
         img = self._prepare(frame.image)
         now = frame.ts.timestamp()
+        self._wh = img.shape[1] / img.shape[0]
         if self._bg is None or self._bg.shape != img.shape:
             self._reset(img)
             self._last_ts = now
@@ -188,6 +215,8 @@ class OccupancyAnalyzer(Analyzer):
             d_long &= ~illum
         static = self._clean(d_long & d_sl & ~d_short)
         occupied = d_sl | static
+        if p.people:
+            self._people.append(self._person_boxes(d_long))
 
         since = self._since
         since[~occupied] = np.nan
@@ -199,6 +228,8 @@ class OccupancyAnalyzer(Analyzer):
             since[ghosts] = np.nan
             occupied &= ~ghosts
 
+        if p.people and len(obs):
+            obs = self._vending(obs)
         expired = occupied & (now - np.nan_to_num(since, nan=now) >= p.max_static_minutes * 60.0)
         if expired.any():
             bg[expired] = short[expired]
@@ -390,6 +421,36 @@ class OccupancyAnalyzer(Analyzer):
             u8 = cv2.morphologyEx(u8, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (p.close_px,) * 2))
         return u8.astype(bool)
 
+    def _person_boxes(self, fg: Mask) -> NDArray[np.float32]:
+        """Normalised boxes of the person-shaped blobs (taller than wide) of the foreground."""
+        h, w = fg.shape
+        _, _, stats, _ = cv2.connectedComponentsWithStats(self._clean(fg).astype(np.uint8), connectivity=8)
+        min_px = self.params.min_area * h * w / 4  # a person is narrower than the smallest object
+        keep = [
+            (x / w, y / h, (x + bw) / w, (y + bh) / h)
+            for x, y, bw, bh, area in stats[1:].tolist()
+            if area >= min_px and bh >= self.params.person_aspect * bw
+        ]
+        return np.asarray(keep, np.float32).reshape(-1, 4)
+
+    def _vending(self, obs: Observations) -> Observations:
+        """`obs` plus a VENDING copy of every object with people beside it in enough recent analyses."""
+        p = self.params
+        boxes, scores, extras = [], [], []
+        for box, score, extra in zip(obs.xyxy, obs.scores, obs.extras, strict=True):
+            if box[3] - box[1] >= p.person_aspect * (box[2] - box[0]) * self._wh:
+                extra["people"] = 0  # a person standing still is no stall, whoever stands beside them
+                continue
+            seen = sum(bool(_beside(box, people, p.person_height).any()) for people in self._people)
+            extra["people"] = seen
+            if seen >= p.people_k:
+                boxes.append(box)
+                scores.append(score)
+                extras.append({**extra, "people_of": len(self._people)})
+        if not boxes:
+            return obs
+        return Observations.merge([obs, Observations.build(boxes, scores, [VENDING] * len(boxes), extras)])
+
     def _roi_mask(self, shape: tuple[int, int]) -> Mask | None:
         if self._polygons is None:
             return None
@@ -407,7 +468,10 @@ class OccupancyAnalyzer(Analyzer):
 
         Compares the mean colour of an inner and an outer ring around the
         component in both backgrounds: a real object contrasts with its ring in
-        the short-term background, a ghost contrasts in the long-term one.
+        the short-term background, a ghost contrasts in the long-term one. The
+        same must hold for the edges along its outline: a colourful object (a
+        striped canopy over crates) can average out to the colour of its
+        surroundings, but not lose its outline.
         """
         k = np.ones((7, 7), np.uint8)
         u8 = comp.astype(np.uint8)
@@ -417,7 +481,12 @@ class OccupancyAnalyzer(Analyzer):
             return False
         c_short = np.abs(short[inner].mean(axis=0) - short[outer].mean(axis=0)).max()
         c_bg = np.abs(bg[inner].mean(axis=0) - bg[outer].mean(axis=0)).max()
-        return bool(c_bg > self.params.ghost_ratio * c_short and c_bg > self.params.diff_threshold / 2)
+        ratio = self.params.ghost_ratio
+        if not (c_bg > ratio * c_short and c_bg > self.params.diff_threshold / 2):
+            return False
+        k3 = np.ones((3, 3), np.uint8)
+        line = cv2.dilate(u8, k3).astype(bool) & ~cv2.erode(u8, k3).astype(bool)
+        return bool(_edges(bg)[line].mean() > self.params.ghost_edge_ratio * _edges(short)[line].mean())
 
     def _components(
         self, static: Mask, short: F32, bg: F32, ex_long: F32, thr: float, ts: datetime
@@ -461,6 +530,34 @@ class OccupancyAnalyzer(Analyzer):
         if not boxes:
             return Observations(), ghosts
         return Observations.build(boxes, scores, [LABEL] * len(boxes), extras), ghosts
+
+
+def _beside(obj: NDArray[np.float32], people: NDArray[np.float32], height: tuple[float, float]) -> Mask:
+    """Which person boxes stand beside the object box: their size, foot line and distance fit a person at it."""
+    if not len(people):
+        return np.zeros(0, bool)
+    ox0, oy0, ox1, oy1 = (float(v) for v in obj)
+    ow, oh = ox1 - ox0, oy1 - oy0
+    px0, py0, px1, py1 = people.T
+    ph = py1 - py0
+    inter = np.clip(np.minimum(px1, ox1) - np.maximum(px0, ox0), 0, None) * np.clip(
+        np.minimum(py1, oy1) - np.maximum(py0, oy0), 0, None
+    )
+    gap = np.maximum(np.maximum(px0 - ox1, ox0 - px1), 0.0)
+    return (
+        (ph >= height[0] * oh)
+        & (ph <= height[1] * oh)
+        & (py1 >= oy1 - 0.6 * oh)  # feet (or what is seen of them) near the object's foot line: same depth
+        & (py1 <= oy1 + 0.3 * oh)
+        & (gap <= np.maximum(0.5 * ow, ph))  # within reach
+        & (inter < 0.6 * (px1 - px0) * ph)  # not the object itself
+    )
+
+
+def _edges(img: F32) -> F32:
+    """Gradient magnitude of the grey image."""
+    grey = _csum(img) / 3
+    return cv2.magnitude(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
 
 
 def _median(frames: Sequence[NDArray[np.uint8]]) -> NDArray[np.uint8]:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import io
 import math
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -44,6 +44,8 @@ from numpy.typing import NDArray
 from detector.types import Frame
 
 TamperKind = Literal["ok", "moved", "covered", "blurred"]
+#: a frame's own verdict may also be "garbled": rows smeared down by a decoder that lost data
+RawKind = Literal["ok", "moved", "covered", "blurred", "garbled"]
 _STATE_KIND = "tamper"
 _STATE_VERSION = 1
 F32 = NDArray[np.float32]
@@ -55,7 +57,9 @@ class TamperState:
 
     `since` is when the reported kind was first seen (pipeline time); `learning` is
     True while the reference view is still being learned (kind is then "ok").
-    `details` holds the measures behind the verdict.
+    `details` holds the measures behind the verdict; `raw` is this frame's own
+    verdict before debouncing (a frame that looks covered is no frame to analyse,
+    even before it is reported).
     """
 
     kind: TamperKind = "ok"
@@ -63,6 +67,7 @@ class TamperState:
     since: datetime | None = None
     learning: bool = False
     details: dict[str, Any] = field(default_factory=dict)
+    raw: RawKind = "ok"
 
     @property
     def ok(self) -> bool:
@@ -105,6 +110,11 @@ class TamperParams:
     min_edges_for_view: float = 0.5
     #: a raw verdict must repeat this many times in a row to be reported
     confirm: int = 2
+    #: a frame is "garbled" (never reported, only not analysed) when this share of its rows lost their
+    #: vertical detail (below `smear_ratio` of the reference's) but kept their horizontal detail: what an
+    #: H.264 decoder's concealment of lost data looks like, and no lens, light or passer does
+    garbled_rows: float = 0.15
+    smear_ratio: float = 0.2
 
 
 @dataclass(slots=True)
@@ -115,10 +125,13 @@ class _Reference:
     block_energy: F32
     block_std: F32
     edges: NDArray[np.bool_]  # strong edges (dilated)
+    rows: tuple[F32, F32]  # per row: vertical and horizontal detail
 
 
 class TamperDetector:
     """Checks one camera view for tampering: `check(frame) -> TamperState`."""
+
+    name = "tamper"  # key of its state among the camera's analyzers' (`pack_states`)
 
     def __init__(self, params: TamperParams | None = None) -> None:
         self.params = params or TamperParams()
@@ -135,6 +148,7 @@ class TamperDetector:
         self._candidate: TamperKind = "ok"
         self._candidate_since: datetime | None = None
         self._streak = 0
+        self._candidate_shift: list[float] | None = None  # the view's shift when the candidate is "moved"
 
     # ------------------------------------------------------------------ API
 
@@ -147,6 +161,9 @@ class TamperDetector:
             if self._ref is None:
                 self._reported = TamperState(learning=True)
                 return self._reported
+        smeared = self._smeared(grey)
+        if smeared >= self.params.garbled_rows:  # says nothing about the view: the reported state stands
+            return replace(self._reported, raw="garbled", details={"smeared_rows": round(smeared, 3)})
         kind, score, details = self._classify(grey)
         return self._debounce(kind, score, details, frame.ts)
 
@@ -232,7 +249,19 @@ class TamperDetector:
         strong = grad >= max(float(np.percentile(grad, 90)), 1.0)
         edges = cv2.dilate(strong.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
         self._ref_kp = None
-        return _Reference(grey, energy, sharp, be, bs, strong & edges)
+        return _Reference(grey, energy, sharp, be, bs, strong & edges, _row_detail(grey))
+
+    def _smeared(self, grey: F32) -> float:
+        """Share of the rows (with vertical detail in the reference) whose vertical detail is gone, horizontal kept."""
+        assert self._ref is not None
+        rv, rh = self._ref.rows
+        v, h = _row_detail(grey)
+        informative = rv > 0.5
+        if not informative.any():
+            return 0.0
+        # copied rows are flat in absolute terms too: a shifted or changed view still has some vertical detail
+        smeared = informative & (v < np.minimum(self.params.smear_ratio * rv, 0.3)) & (h > 0.4 * rh)
+        return float(smeared.sum()) / float(informative.sum())
 
     def _blocks(self, grey: F32, grad: F32) -> tuple[F32, F32]:
         rows, cols = self.params.grid
@@ -329,18 +358,20 @@ class TamperDetector:
         return float(np.linalg.norm((moved - corners).reshape(-1, 2), axis=1).mean())
 
     def _debounce(self, kind: TamperKind, score: float, details: dict[str, Any], ts: datetime) -> TamperState:
-        if kind == self._candidate:
+        shift = details.get("shift_px") if kind == "moved" else None
+        if kind == self._candidate and _same_shift(shift, self._candidate_shift):
             self._streak += 1
-        else:
+        else:  # a knocked camera stays shifted by the same amount; a big vehicle passing shifts the peak anew
             self._candidate, self._candidate_since, self._streak = kind, ts, 1
+            self._candidate_shift = shift
         cur = self._reported
         if kind == cur.kind and not cur.learning:
-            self._reported = TamperState(kind, score, cur.since, False, details)
-        elif self._streak >= self.params.confirm or cur.learning:
+            self._reported = TamperState(kind, score, cur.since, False, details, kind)
+        elif self._streak >= self.params.confirm or (cur.learning and kind == "ok"):
             since = self._candidate_since if kind != "ok" else None  # when it was first seen, not confirmed
-            self._reported = TamperState(kind, score, since, False, details)
+            self._reported = TamperState(kind, score, since, False, details, kind)
         else:  # not confirmed yet: the reported state stands, with fresh measures
-            self._reported = TamperState(cur.kind, cur.score, cur.since, False, details)
+            self._reported = TamperState(cur.kind, cur.score, cur.since, False, details, kind)
         return self._reported
 
 
@@ -353,6 +384,20 @@ def _measures(grey: F32) -> tuple[float, float, F32]:
     fine = float(np.abs(grey - cv2.GaussianBlur(grey, (0, 0), 1.0)).mean())
     coarse = float(np.abs(grey - cv2.GaussianBlur(grey, (0, 0), 4.0)).mean())
     return energy, fine / (coarse + 0.5), grad
+
+
+def _same_shift(a: list[float] | None, b: list[float] | None) -> bool:
+    """Both unknown (no shift measured), or within a pixel of each other."""
+    if a is None or b is None:
+        return a is None and b is None
+    return max(abs(a[0] - b[0]), abs(a[1] - b[1])) <= 1.0
+
+
+def _row_detail(grey: F32) -> tuple[F32, F32]:
+    """Per row: mean absolute difference to the next row, and between neighbours along the row."""
+    v = np.abs(np.diff(grey, axis=0)).mean(axis=1)
+    h = np.abs(np.diff(grey, axis=1)).mean(axis=1)[:-1]
+    return v.astype(np.float32), h.astype(np.float32)
 
 
 def _coarse(grey: F32) -> F32:

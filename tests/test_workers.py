@@ -1,0 +1,109 @@
+"""`gridsight run --workers 2`: camera worker processes, spread by leases, a killed one restarted.
+
+The supervisor runs the API and the filer; two worker processes share four looping street
+cameras through the camera leases (on the embedded SQLite). `kill -9` of a worker: its
+cameras move to the other within the lease time, the supervisor starts a new worker, and
+the cameras are shared again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import street_camera, write_config
+from tests.test_run import api_token, api_url
+
+pytestmark = pytest.mark.slow
+
+LEASE_S = 6
+CAMERAS = [f"w-{i}" for i in range(4)]
+
+
+def holders(db: Path) -> dict[str, str]:
+    """Camera → holder of a live lease."""
+    with sqlite3.connect(db) as con:
+        rows = con.execute(
+            "SELECT camera_id, holder, expires_at FROM camera_leases WHERE holder IS NOT NULL"
+        ).fetchall()
+    now = time.time()
+    return {cam: holder for cam, holder, exp in rows if _epoch(exp) > now}
+
+
+def _epoch(ts: str) -> float:
+    from datetime import UTC, datetime
+
+    t = datetime.fromisoformat(ts)
+    return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
+
+
+def worker_pids(log: Path) -> list[int]:
+    """Pids of "worker started" lines in the supervisor's JSON log, oldest first."""
+    out = []
+    for line in log.read_text().splitlines():
+        if line.startswith("{") and '"worker started"' in line:
+            out.append(json.loads(line)["pid"])
+    return out
+
+
+def wait(what: str, check, seconds: float) -> object:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if result := check():
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"not within {seconds} s: {what}")
+
+
+def test_workers_share_cameras_and_a_killed_worker_is_replaced(short_street: Path, tmp_path: Path) -> None:
+    cams = [
+        street_camera(short_street, cam_id=c, source={"url": str(short_street), "loop": True, "speed": 4})
+        for c in CAMERAS
+    ]
+    cfg = write_config(tmp_path, cams, instance={"lease_s": LEASE_S})
+    db = tmp_path / "gridsight.db"
+    headers = api_token(cfg, "viewer")
+    log = tmp_path / "log.txt"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "detector.cli", "run", "--config", str(cfg), "--for", "150", "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=log.open("a"), text=True,
+    )  # fmt: skip
+    try:
+        base = api_url(proc)
+        shared = wait("two workers sharing the four cameras", lambda: sorted(Counter(holders(db).values()).values())
+                      == [2, 2] and holders(db), 60)  # fmt: skip
+        pids = worker_pids(log)
+        assert len(pids) == 2
+        # the supervisor's API shows every camera, whichever worker serves it
+        listed = httpx.get(f"{base}/api/v1/cameras", headers=headers, timeout=10).json()
+        assert sorted(c["id"] for c in listed) == CAMERAS
+
+        victim = pids[0]
+        lost = [cam for cam, holder in shared.items() if holder.endswith(f"-{victim}")]
+        assert len(lost) == 2
+        os.kill(victim, signal.SIGKILL)
+        t0 = time.monotonic()
+        wait("its cameras served again", lambda: set(holders(db)) == set(CAMERAS)
+             and all(not h.endswith(f"-{victim}") for h in holders(db).values()), LEASE_S + 10)  # fmt: skip
+        takeover_s = time.monotonic() - t0
+        wait("a new worker", lambda: len(worker_pids(log)) == 3, 30)
+        wait("the cameras shared again", lambda: sorted(Counter(holders(db).values()).values()) == [2, 2], 60)
+        assert takeover_s <= LEASE_S + 10
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    assert proc.returncode == 0
+    with sqlite3.connect(db) as con:  # one active incident per case key, whoever served the camera
+        keys = con.execute("SELECT case_key, count(*) FROM incidents WHERE active_key IS NOT NULL GROUP BY case_key")
+        assert all(n == 1 for _key, n in keys)
+    assert holders(db) == {}  # workers released their leases on the way out
