@@ -186,8 +186,8 @@ def demo_truth(spec: StreetSpec) -> DemoTruth:
     )
 
 
-def generate_street_video(path: Path, spec: StreetSpec) -> DemoTruth:
-    """Renders and encodes `spec` as H.264 MP4 at `path` (atomically replaced)."""
+def encode_atomically(frames: Iterator[NDArray[np.uint8]], path: Path, spec: StreetSpec) -> None:
+    """Encodes `frames` as H.264 MP4 at `path`, replacing it atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # A temp file in the same directory makes os.replace atomic: readers and
@@ -196,12 +196,17 @@ def generate_street_video(path: Path, spec: StreetSpec) -> DemoTruth:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        _encode(_Scene(spec).frames(), tmp, spec)
+        _encode(frames, tmp, spec)
         tmp.chmod(0o644)  # mkstemp makes 0600; the cache is shared with other processes
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def generate_street_video(path: Path, spec: StreetSpec) -> DemoTruth:
+    """Renders and encodes `spec` as H.264 MP4 at `path` (atomically replaced)."""
+    encode_atomically(_Scene(spec).frames(), path, spec)
     return demo_truth(spec)
 
 

@@ -38,8 +38,6 @@ the specs the tests and the bench use.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -58,11 +56,11 @@ from detector.demo import (
     BGR,
     StreetSpec,
     VideoSpec,
-    _encode,
     _pt,
     _rect,
     _Scene,
     _th,
+    encode_atomically,
 )
 
 #: Bump whenever drawing or encoding changes, so cached files are regenerated.
@@ -232,18 +230,7 @@ def scenario_truth(spec: ScenarioSpec) -> ScenarioTruth:
 
 def generate_scenario(path: Path, spec: ScenarioSpec) -> ScenarioTruth:
     """Renders and encodes `spec` as H.264 MP4 at `path` (atomically replaced)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        _encode(ScenarioRenderer(spec).frames(), tmp, spec)  # type: ignore[arg-type]  # same fields as StreetSpec
-        tmp.chmod(0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    encode_atomically(ScenarioRenderer(spec).frames(), path, spec)  # type: ignore[arg-type]  # StreetSpec's fields
     return scenario_truth(spec)
 
 

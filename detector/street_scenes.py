@@ -29,8 +29,6 @@ bytes) and returns a `StreetTruth` with each thing's box and time at rest.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -57,12 +55,12 @@ from detector.demo import (
     _bind,
     _draw_person,
     _draw_stall,
-    _encode,
     _pt,
     _rect,
     _Scene,
     _shade,
     _th,
+    encode_atomically,
 )
 from detector.scenarios import _GAIN_ONE, _smooth, _sun_maps
 
@@ -203,18 +201,7 @@ def street_truth(spec: StreetSceneSpec) -> StreetTruth:
 
 def generate_street_scene(path: Path, spec: StreetSceneSpec) -> StreetTruth:
     """Renders and encodes `spec` as H.264 MP4 at `path` (atomically replaced)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        _encode(StreetSceneRenderer(spec).frames(), tmp, spec)  # type: ignore[arg-type]  # same fields
-        tmp.chmod(0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    encode_atomically(StreetSceneRenderer(spec).frames(), path, spec)  # type: ignore[arg-type]  # same fields
     return street_truth(spec)
 
 
