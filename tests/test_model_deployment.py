@@ -7,7 +7,6 @@ is visible in what it finds: version 1 sees nothing, version 2 sees garbage.
 from __future__ import annotations
 
 import sqlite3
-import time
 from pathlib import Path
 
 import httpx
@@ -16,6 +15,7 @@ import pytest
 from detector.deployments import ModelStore
 from tests.conftest import street_camera, write_config
 from tests.detector.test_onnx_detector import build_constant_model, write_manifest
+from tests.support.waiting import wait_until
 from tests.test_run import api_token, api_url, start
 
 pytestmark = pytest.mark.slow
@@ -27,15 +27,6 @@ def _version(models: Path, version: str, score: float) -> None:
     d = models / MODEL / version
     write_manifest(d, name=MODEL, version=version, classes=["garbage"], input={"width": 320, "height": 192})
     build_constant_model(d / "model.onnx", [(160.0, 150.0, 60.0, 40.0, score)], size=(320, 192))
-
-
-def _wait(what: str, check, seconds: float = 60):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"not within {seconds} s: {what}")
 
 
 def test_shadow_promote_rollback_on_a_running_pipeline(short_street: Path, tmp_path: Path) -> None:
@@ -61,10 +52,11 @@ def test_shadow_promote_rollback_on_a_running_pipeline(short_street: Path, tmp_p
             # shadow: version 2 runs beside version 1 on the camera; its findings are stored, nothing is filed
             r = http.post(f"/api/v1/models/{MODEL}/shadow", json={"version": "2", "cameras": ["street-1"]})
             assert r.status_code == 200, r.text
-            report = _wait(
+            report = wait_until(
                 "shadow findings",
                 lambda: (rep := http.get(f"/api/v1/models/{MODEL}/shadow/report").json())["classes"]
                 .get("garbage", {}).get("shadow", 0) >= 3 and rep,
+                60,
             )
             assert report["classes"]["garbage"]["active"] == 0
             assert report["classes"]["garbage"]["shadow_only"] == report["classes"]["garbage"]["shadow"]
@@ -75,7 +67,9 @@ def test_shadow_promote_rollback_on_a_running_pipeline(short_street: Path, tmp_p
 
             # promote: the running pipeline switches to version 2 without a restart and finds the garbage
             assert http.post(f"/api/v1/models/{MODEL}/promote", json={"version": "2"}).json()["active"] == "2"
-            items = _wait("an incident from the promoted model", lambda: http.get("/api/v1/incidents").json()["items"])
+            items = wait_until(
+                "an incident from the promoted model", lambda: http.get("/api/v1/incidents").json()["items"], 60
+            )
             assert items[0]["problem_code"] == "06010"
             assert http.get(f"/api/v1/models/{MODEL}/shadow/report").status_code == 404  # promotion ended it
 

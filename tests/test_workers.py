@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from tests.conftest import street_camera, write_config
+from tests.support.waiting import wait_until
 from tests.test_run import api_token, api_url
 
 pytestmark = pytest.mark.slow
@@ -40,6 +41,10 @@ def holders(db: Path) -> dict[str, str]:
     return {cam: holder for cam, holder, exp in rows if _epoch(exp) > now}
 
 
+def balanced(db: Path) -> bool:
+    return sorted(Counter(holders(db).values()).values()) == [2, 2]
+
+
 def _epoch(ts: str) -> float:
     from datetime import UTC, datetime
 
@@ -54,15 +59,6 @@ def worker_pids(log: Path) -> list[int]:
         if line.startswith("{") and '"worker started"' in line:
             out.append(json.loads(line)["pid"])
     return out
-
-
-def wait(what: str, check, seconds: float) -> object:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if result := check():
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"not within {seconds} s: {what}")
 
 
 def test_workers_share_cameras_and_a_killed_worker_is_replaced(short_street: Path, tmp_path: Path) -> None:
@@ -80,8 +76,7 @@ def test_workers_share_cameras_and_a_killed_worker_is_replaced(short_street: Pat
     )  # fmt: skip
     try:
         base = api_url(proc)
-        shared = wait("two workers sharing the four cameras", lambda: sorted(Counter(holders(db).values()).values())
-                      == [2, 2] and holders(db), 60)  # fmt: skip
+        shared = wait_until("two workers sharing the four cameras", lambda: balanced(db) and holders(db), 60)
         pids = worker_pids(log)
         assert len(pids) == 2
         # the supervisor's API shows every camera, whichever worker serves it
@@ -93,11 +88,11 @@ def test_workers_share_cameras_and_a_killed_worker_is_replaced(short_street: Pat
         assert len(lost) == 2
         os.kill(victim, signal.SIGKILL)
         t0 = time.monotonic()
-        wait("its cameras served again", lambda: set(holders(db)) == set(CAMERAS)
+        wait_until("its cameras served again", lambda: set(holders(db)) == set(CAMERAS)
              and all(not h.endswith(f"-{victim}") for h in holders(db).values()), LEASE_S + 10)  # fmt: skip
         takeover_s = time.monotonic() - t0
-        wait("a new worker", lambda: len(worker_pids(log)) == 3, 30)
-        wait("the cameras shared again", lambda: sorted(Counter(holders(db).values()).values()) == [2, 2], 60)
+        wait_until("a new worker", lambda: len(worker_pids(log)) == 3, 30)
+        wait_until("the cameras shared again", lambda: balanced(db), 60)
         assert takeover_s <= LEASE_S + 10
     finally:
         proc.send_signal(signal.SIGTERM)
