@@ -92,7 +92,10 @@ class GridSight:
         self.store = EvidenceStore(s.evidence_root)
         self.model_store = ModelStore(s.models_dir)
         self.leases = self._lease_keeper()  # None: this process serves every camera (no other instance)
-        alone = self.leases is None or self.leases.join()
+        if self.leases is not None:
+            alone = self.leases.join()
+        else:  # a supervisor starts its workers later; instances elsewhere may share a PostgreSQL database
+            alone = not (self.role == "supervisor" and s.instance.leases_on(s.database_url))
         with self.sessions() as sess:
             if alone:  # a live instance on the same evidence root may be writing files its rows do not yet name
                 self.store.sweep_orphans(sess)
@@ -109,9 +112,12 @@ class GridSight:
         self.filer = build_filer(self.config, self.sessions, self.store, self.cases)
         self.queues = FrameQueues() if self.leases is None else ServedQueues(self.leases.may_serve)
         self.pipeline = Pipeline(self.incidents, self.queues, self._save_analyzer_state)
-        if self.role == "supervisor":
-            pass  # its workers serve the cameras
-        elif self.leases is None:
+        if self.leases is not None:  # only the cameras this instance holds a lease on; run() follows the leases
+            self.leases.tick()
+            self.leases.start()  # renewing from now on: building the cameras may take a while (models, demo video)
+            for camera_id in sorted(self.leases.held()):
+                self._serve(camera_id)
+        elif self.role == "all":  # (a supervisor serves no camera: its workers do)
             for cam in self.config.cameras:
                 if not cam.enabled:
                     continue
@@ -119,11 +125,6 @@ class GridSight:
                     self._add_camera(cam)
                 except (SourceError, ValueError, OSError) as e:
                     log.error("camera skipped", extra={"camera": cam.id, "error": str(e)})
-        else:  # only the cameras this instance holds a lease on; run() follows the leases from here on
-            self.leases.tick()
-            self.leases.start()  # renewing from now on: building the cameras may take a while (models, demo video)
-            for camera_id in sorted(self.leases.held()):
-                self._serve(camera_id)
         if self.role != "worker":  # workers leave the API and the filer to their supervisor
             self._start_api()
             self.filer.start()
