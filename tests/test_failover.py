@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 
 from tests.conftest import street_camera, write_config
 from tests.support.platform import PlatformServer
+from tests.support.waiting import wait_until
 from tests.test_run import api_token, api_url, start
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -82,15 +83,6 @@ def active(db: Engine, cameras: list[str], every_state: bool = False) -> dict[in
         return dict(c.execute(text(sql), {"cams": cameras}).all())
 
 
-def wait(what: str, cond, timeout: float, every: float = 0.25):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if got := cond():
-            return got
-        time.sleep(every)
-    raise AssertionError(f"{what}: not within {timeout} s")
-
-
 def test_the_survivor_takes_over_a_killed_instance_and_every_incident_is_filed_once(
     short_street: Path, tmp_path: Path, postgres_url: str
 ) -> None:
@@ -105,13 +97,13 @@ def test_the_survivor_takes_over_a_killed_instance_and_every_incident_is_filed_o
         try:
             base_b = api_url(b)
             # b joins: a hands over cameras until each holds its fair share
-            wait("two cameras each", lambda: balanced(db), 40)
+            wait_until("two cameras each", lambda: balanced(db), 40)
             # any instance's API shows every camera: the ones a serves with the health a saved
             listed = httpx.get(base_b + "/api/v1/cameras", headers=api_token(cfg_b, "viewer")).json()
             assert sorted(c["id"] for c in listed) == CAMERAS
             assert all(c["state"] in ("live", "connecting") and c["last_frame_at"] for c in listed), listed
             victims = sorted(cam for cam, h in holders(db).items() if h == "gs-a")
-            wait("an open incident on a camera of a", lambda: active(db, victims), 60)
+            wait_until("an open incident on a camera of a", lambda: active(db, victims), 60)
             before, carried = clocks(db), active(db, victims)  # incident id → its events so far
             a.send_signal(signal.SIGKILL)
             killed = time.monotonic()
@@ -123,7 +115,7 @@ def test_the_survivor_takes_over_a_killed_instance_and_every_incident_is_filed_o
                     now[cam] is not None and (before[cam] is None or now[cam] > before[cam]) for cam in CAMERAS
                 )
 
-            wait("takeover", taken_over, LEASE_S + 14)
+            wait_until("takeover", taken_over, LEASE_S + 14)
             takeover_s = time.monotonic() - killed
             print(f"\ntakeover of {victims} after kill -9: {takeover_s:.1f} s (lease {LEASE_S} s)")
             assert takeover_s <= LEASE_S + 10
@@ -134,15 +126,15 @@ def test_the_survivor_takes_over_a_killed_instance_and_every_incident_is_filed_o
             # a comes back and gets its share; then b is frozen past its lease (SIGSTOP) and a takes everything
             a = start(cfg_a, None, tmp_path / "gs-a")
             api_url(a)
-            wait("two cameras each again", lambda: balanced(db), 40)
+            wait_until("two cameras each again", lambda: balanced(db), 40)
             b.send_signal(signal.SIGSTOP)
             frozen = time.monotonic()
-            wait("a holds every camera", lambda: holders(db) == dict.fromkeys(CAMERAS, "gs-a"), LEASE_S + 14)
+            wait_until("a holds every camera", lambda: holders(db) == dict.fromkeys(CAMERAS, "gs-a"), LEASE_S + 14)
             print(f"takeover from a frozen instance: {time.monotonic() - frozen:.1f} s")
             b.send_signal(signal.SIGCONT)  # b wakes up: it must stop serving what it lost, and gets its share back
             log_b = tmp_path / "gs-b" / "log.txt"
-            wait("b stopped serving", lambda: log_b.read_text().count("no longer served: lease lost") == 2, 10)
-            wait("two cameras each at the end", lambda: balanced(db), 40)
+            wait_until("b stopped serving", lambda: log_b.read_text().count("no longer served: lease lost") == 2, 10)
+            wait_until("two cameras each at the end", lambda: balanced(db), 40)
         finally:
             for proc in (a, b):
                 if proc.poll() is None:
