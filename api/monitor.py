@@ -74,7 +74,7 @@ def camera_health(
 
 @router.get("/cameras/{camera_id}/frame.jpg", tags=["cameras"], response_class=Response)
 def camera_frame(camera_id: str, _: Reader, ctx: ContextDep) -> Response:
-    """The newest analysed frame with the camera's zones drawn."""
+    """The newest analysed frame (a preview at most 960 px wide) with the camera's zones drawn."""
     cam = _camera(ctx, camera_id)
     image = ctx.latest_frame(camera_id)
     if image is None:

@@ -1,4 +1,4 @@
-"""Capacity: how many live RTSP cameras one GridSight process keeps on cadence, vs a naive decode-everything loop.
+"""Capacity: how many live RTSP cameras GridSight keeps on cadence on this machine, vs a naive decode-everything loop.
 
     .venv/bin/python bench/capacity.py            # 1080p ladder + baseline ladder + cost levers (~14 min)
     .venv/bin/python bench/capacity.py --quick    # fewer steps, shorter windows, no levers (~3 min)
@@ -7,8 +7,10 @@ N simulated cameras are N mounts of the real RTSP test server
 (tests/support/rtsp_server.py, GStreamer, live-paced, H.264 passed through) on
 127.0.0.1, serving a handful of generated street videos (detector.demo, cached
 in var/bench/). For each N, GridSight's composition root (detector.app.build →
-start → run) runs in a child process for a fixed wall-clock window after a
-warm-up; the parent measures CPU and memory from /proc and the child reports
+start → run) runs in child processes for a fixed wall-clock window after a
+warm-up: one worker process per core by default, sharing the cameras by their
+leases as under `gridsight run --workers auto` (`--workers 1`: one process). The
+parent measures CPU and memory from /proc and the children report
 per-analysis latency. The same streams then feed the naive baseline (PyAV
 decodes every frame, an FP32 640×640 YOLO ONNX runs on one frame per cadence).
 "Cameras served" is the largest N at which every camera stayed on cadence.
@@ -51,7 +53,8 @@ from detector.sources import _DueDecoder, _seconds  # noqa: E402
 
 CACHE = REPO / "var" / "bench"
 MODELS = CACHE / "models"
-TRAIN_PYTHON = REPO / ".venv-train" / "bin" / "python"
+# ultralytics exports the bench models: .venv-train where there is one, else this venv (scripts/setup dev has it)
+TRAIN_PYTHON = next((p for p in [REPO / ".venv-train" / "bin" / "python"] if p.exists()), Path(sys.executable))
 #: name -> (width, height, bits/s); all 25 fps
 RESOLUTIONS = {"1080p": (1920, 1080, 4_000_000), "720p": (1280, 720, 2_000_000)}
 FPS = 25
@@ -158,6 +161,7 @@ class Variant:
     model: str | None = None  # model folder under var/bench/models/; None: occupancy only (no detector)
     own_mounts: bool = False  # one RTSP mount per camera, whatever --mounts says
     stagger: bool = False  # readers start at random moments within one cadence, not all at once
+    workers: int = 1  # camera worker processes (`gridsight run --workers N`): cameras spread by the leases
 
 
 GRIDSIGHT = Variant("gridsight")
@@ -202,6 +206,8 @@ def write_config(folder: Path, urls: list[str], v: Variant, cadence: float) -> P
         "log_level": "WARNING",
         "api_port": 0,
     }
+    if v.workers > 1:  # leases renewed every 5 s, so the workers settle their shares within the warm-up
+        settings["instance"] = {"lease_s": 15}
     cams = [camera_config(i, u, v, cadence) for i, u in enumerate(urls)]
     (cfg / "settings.yaml").write_text(yaml.safe_dump(settings))
     (cfg / "cameras.yaml").write_text(yaml.safe_dump({"cameras": cams}, allow_unicode=True))
@@ -267,7 +273,9 @@ def child_gridsight(spec: dict[str, Any]) -> None:
     from detector.health import CameraState
 
     sources._DueDecoder = TimedDueDecoder  # type: ignore[misc]  # read by StreamReader._session at connect
-    app = build(Path(spec["config"]))
+    workers = spec.get("workers", 1)
+    # one of `workers` processes, as `gridsight run --workers N` starts them (minus the supervisor's API and filer)
+    app = build(Path(spec["config"]), role="worker", peers=workers) if workers > 1 else build(Path(spec["config"]))
     if spec.get("stagger"):  # each reader starts at a random moment within one cadence (see --levers stagger)
         start_reader = sources.StreamReader.start
         rng = random.Random(0)
@@ -293,7 +301,9 @@ def child_gridsight(spec: dict[str, Any]) -> None:
     t0 = time.monotonic()
     while True:
         rts = list(app.pipeline.runtimes())
-        ready = all(rt.health.state is CameraState.LIVE and rt.frames > 0 for rt in rts)
+        ready = len(rts) >= spec["n"] // workers and all(
+            rt.health.state is CameraState.LIVE and rt.frames > 0 for rt in rts
+        )
         waited = time.monotonic() - t0
         if (ready and waited >= spec["warmup_min"]) or waited >= spec["warmup_max"]:
             break
@@ -305,6 +315,9 @@ def child_gridsight(spec: dict[str, Any]) -> None:
                                "decode_s": rt.health.decode_seconds, "analysis_s": rt.analysis_seconds}
                 for rt in app.pipeline.runtimes()}  # fmt: skip
 
+    ready_at = time.monotonic()
+    print("READY", flush=True)
+    sys.stdin.readline()  # every process starts its window together
     for d in list(TimedDueDecoder.live.values()):
         d.reset()
     probe.delays.clear()
@@ -322,15 +335,15 @@ def child_gridsight(spec: dict[str, Any]) -> None:
     for rt in app.pipeline.runtimes():
         cid = rt.camera.id
         dec = TimedDueDecoder.live.get(cid)
-        cams[cid] = {k: after[cid][k] - before[cid][k] for k in after[cid]}
+        cams[cid] = {k: after[cid][k] - before.get(cid, {}).get(k, 0) for k in after[cid]}  # (a camera taken over)
         cams[cid] |= {"state": rt.health.state.value, "frames_in": dec.frames if dec else 0,
                       "backlog_s": dec.backlog if dec else math.inf, "records": records.get(cid, [])}  # fmt: skip
     rings = [r.ring for r in app.readers if getattr(r, "ring", None) is not None]
-    ring_packets = [p.packet.size for ring in rings for p in list(ring._packets)]
+    ring_packets = [p.packet.size for ring in rings for p in ring.packets]
     images = [rt.last_image.nbytes for rt in app.pipeline.runtimes() if rt.last_image is not None]
     queued = [f.image.nbytes for q in list(app.queues._queues.values()) for f in list(q)]
     result = {
-        "start": start, "end": end, "warmup_s": start - (time.time() - (time.monotonic() - t0)),
+        "start": start, "end": end, "warmup_s": ready_at - t0,
         "cameras": cams,
         "threads": {t.native_id: t.name for t in threading.enumerate()},
         "detectors": len(app._detectors),
@@ -420,6 +433,8 @@ def child_baseline(spec: dict[str, Any]) -> None:
         if (all(c.analyses for c in cams) and waited >= spec["warmup_min"]) or waited >= spec["warmup_max"]:
             break
         time.sleep(0.2)
+    print("READY", flush=True)
+    sys.stdin.readline()
     for c in cams:
         c.reset()
         c.measuring = True
@@ -576,6 +591,118 @@ def thread_group(name: str) -> str:
     )
 
 
+class Children:
+    """The measured processes of one step: one, or `workers` GridSight worker processes, in lockstep.
+
+    Each prints READY after its warm-up and waits; all then get "go" and start
+    their windows together (START ... END), and write their results on the next "go".
+    """
+
+    def __init__(self, folder: Path, v: Variant, spec: dict[str, Any], args: argparse.Namespace) -> None:
+        k = v.workers if v.kind == "gridsight" else 1
+        self.outs = [str(folder / f"result-{i}.json") for i in range(k)]
+        self.log = (folder / "child.log").open("w")
+        env = os.environ | ({"MALLOC_ARENA_MAX": str(args.malloc_arenas)} if args.malloc_arenas else {})
+        if k > 1:
+            env["OMP_NUM_THREADS"] = "1"  # as the supervisor starts its workers
+        self.procs: list[subprocess.Popen[str]] = []
+        self.lines: list[queue.Queue[str]] = []
+        for i in range(k):
+            (folder / f"spec-{i}.json").write_text(json.dumps({**spec, "out": self.outs[i], "workers": k}))
+            p = subprocess.Popen([sys.executable, __file__, "--child", v.kind, str(folder / f"spec-{i}.json")],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True,
+                                 cwd=REPO, env=env)  # fmt: skip
+            q: queue.Queue[str] = queue.Queue()
+            threading.Thread(target=lambda p=p, q=q: [q.put(ln.strip()) for ln in p.stdout], daemon=True).start()  # type: ignore[union-attr]
+            self.procs.append(p)
+            self.lines.append(q)
+        self.folder = folder
+        self.said = [""] * k  # each process's last line
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    @property
+    def exited(self) -> bool:
+        return any(p.poll() is not None for p in self.procs)
+
+    def wait_all(self, word: str, timeout: float) -> bool:
+        """Each process's next line is `word` (within `timeout` in all)."""
+        end = time.monotonic() + timeout
+        for i, (p, q) in enumerate(zip(self.procs, self.lines, strict=True)):
+            while self.said[i] != word:
+                if time.monotonic() > end or (p.poll() is not None and q.empty()):
+                    return False
+                try:
+                    self.said[i] = q.get(timeout=0.5)
+                except queue.Empty:
+                    pass
+        return True
+
+    def send(self, line: str) -> None:
+        for p in self.procs:
+            p.stdin.write(line + "\n")  # type: ignore[union-attr]
+            p.stdin.flush()  # type: ignore[union-attr]
+
+    def wait_exit(self, timeout: float) -> str | None:
+        try:
+            codes = [p.wait(timeout=timeout) for p in self.procs]
+        except subprocess.TimeoutExpired:
+            return "child did not stop"
+        return next((f"child exited with {c}" for c in codes if c != 0), None)
+
+    def close(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        self.log.close()
+
+    def log_tail(self) -> str:
+        return (self.folder / "child.log").read_text()[-3000:]
+
+
+def tasks(read: Any, pids: list[int]) -> dict[int, Any]:
+    """A per-thread /proc reading over several processes (thread ids are unique machine-wide)."""
+    return {tid: x for pid in pids for tid, x in read(pid).items()}
+
+
+def status_sum(pids: list[int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for pid in pids:
+        for k, x in proc_status(pid).items():
+            out[k] = out.get(k, 0) + x
+    return out
+
+
+def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The workers' results as one: their common window, every camera once (the one that analysed it most)."""
+    if len(results) == 1:
+        return results[0]
+    cams: dict[str, Any] = {}
+    for r in results:
+        for cid, c in r["cameras"].items():
+            if cid not in cams or len(c["records"]) > len(cams[cid]["records"]):
+                cams[cid] = c
+    memory: dict[str, float] = {}
+    for r in results:
+        for k, x in r["memory"].items():
+            memory[k] = memory.get(k, 0) + x
+    return {
+        "start": max(r["start"] for r in results), "end": min(r["end"] for r in results),
+        "warmup_s": max(r["warmup_s"] for r in results), "cameras": cams,
+        "threads": {k: x for r in results for k, x in r["threads"].items()},
+        "detectors": sum(r.get("detectors", 0) for r in results),
+        "gil_wait_ms": [max(r["gil_wait_ms"][i] for r in results) for i in (0, 1)],
+        "memory": memory,
+    }  # fmt: skip
+
+
 def run_step(v: Variant, n: int, files: list[Path], args: argparse.Namespace, window: float) -> Step:
     from tests.support.rtsp import RtspServer
 
@@ -590,82 +717,57 @@ def run_step(v: Variant, n: int, files: list[Path], args: argparse.Namespace, wi
         time.sleep(args.server_idle)
         step.server_idle_pct = 100 * (proc_cpu(spid) - s0) / args.server_idle
         urls = [srv.url(f"cam{i % step.mounts}") for i in range(n)]
-        spec: dict[str, Any] = {"out": str(folder / "result.json"), "seconds": window, "cadence": args.cadence,
+        spec: dict[str, Any] = {"n": n, "seconds": window, "cadence": args.cadence,
                                 "warmup_min": args.warmup, "warmup_max": args.warmup + 30 + 0.3 * n}  # fmt: skip
         if v.kind == "gridsight":
             spec["config"] = str(write_config(folder, urls, v, args.cadence))
             spec["stagger"] = args.cadence if v.stagger else 0
         else:
             spec |= {"urls": urls, "model": v.model}
-        (folder / "spec.json").write_text(json.dumps(spec))
-        stderr = (folder / "child.log").open("w")
-        env = os.environ | ({"MALLOC_ARENA_MAX": str(args.malloc_arenas)} if args.malloc_arenas else {})
-        child = subprocess.Popen([sys.executable, __file__, "--child", v.kind, str(folder / "spec.json")],
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True,
-                                 cwd=REPO, env=env)  # fmt: skip
-        lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: [lines.put(ln.strip()) for ln in child.stdout], daemon=True).start()  # type: ignore[union-attr]
-
-        def wait_for(word: str, timeout: float) -> bool:
-            end = time.monotonic() + timeout
-            while time.monotonic() < end and child.poll() is None:
-                try:
-                    if lines.get(timeout=0.5) == word:
-                        return True
-                except queue.Empty:
-                    pass
-            return False
-
+        procs = Children(folder, v, spec, args)
         try:
-            if not wait_for("START", spec["warmup_max"] + 60):
+            if not procs.wait_all("READY", spec["warmup_max"] + 60):
                 step.why.append("did not start (see child log below)")
-                print((folder / "child.log").read_text()[-3000:], file=sys.stderr)
+                print(procs.log_tail(), file=sys.stderr)
                 return step
-            c0, t0, s0, (m0, n0) = proc_cpu(child.pid), task_cpu(child.pid), proc_cpu(spid), machine_cpu()
-            q0 = task_waits(child.pid)
+            procs.send("go")
+            if not procs.wait_all("START", 30):
+                step.why.append("did not start its window")
+                return step
+            pids = procs.pids
+            c0, t0, s0, (m0, n0) = sum(map(proc_cpu, pids)), tasks(task_cpu, pids), proc_cpu(spid), machine_cpu()
+            q0 = tasks(task_waits, pids)
             w0 = time.monotonic()
             la0 = os.getloadavg()[0]
             peak: dict[str, int] = {}
             ended = False
             while not ended:  # RSS and threads sampled every 2 s while the window runs
-                ended = wait_for("END", 2.0) or child.poll() is not None
+                ended = procs.wait_all("END", 2.0) or procs.exited
                 if not ended:
-                    st = proc_status(child.pid)
+                    st = status_sum(pids)
                     peak = {k: max(peak.get(k, 0), st.get(k, 0)) for k in st}
                     peak["server"] = max(peak.get("server", 0), proc_status(spid).get("VmRSS", 0))
-            c1, t1, s1, (m1, n1) = proc_cpu(child.pid), task_cpu(child.pid), proc_cpu(spid), machine_cpu()
-            q1 = task_waits(child.pid)
+            c1, t1, s1, (m1, n1) = sum(map(proc_cpu, pids)), tasks(task_cpu, pids), proc_cpu(spid), machine_cpu()
+            q1 = tasks(task_waits, pids)
             wall = time.monotonic() - w0
-            names = task_names(child.pid)
-            st = proc_status(child.pid)
+            names = tasks(task_names, pids)
+            st = status_sum(pids)
             step.load = f"{la0:.1f}→{os.getloadavg()[0]:.1f}"
-            child.stdin.write("go\n")  # type: ignore[union-attr]
-            child.stdin.close()  # type: ignore[union-attr]
-            if child.wait(timeout=90) != 0:
-                step.why.append(f"child exited with {child.returncode}")
-        except subprocess.TimeoutExpired:
-            step.why.append("child did not stop")
-            child.kill()
-            child.wait()
+            procs.send("go")
+            if bad := procs.wait_exit(90):
+                step.why.append(bad)
         finally:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-                try:
-                    child.wait(30)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-                    child.wait()
-            stderr.close()
+            procs.close()
             logs = CACHE / "logs"
             logs.mkdir(parents=True, exist_ok=True)
             slug = "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in v.name)
             shutil.copyfile(folder / "child.log", logs / f"{slug}-{v.res}-{n}.log")
-        result_file = Path(spec["out"])
-        if not result_file.exists():
+        results = [Path(f) for f in procs.outs]
+        if not all(f.exists() for f in results):
             step.why.append("no result")
-            print((folder / "child.log").read_text()[-3000:], file=sys.stderr)
+            print(procs.log_tail(), file=sys.stderr)
             return step
-        res = json.loads(result_file.read_text())
+        res = merge([json.loads(f.read_text()) for f in results])
     window = res["end"] - res["start"]
     step.window_s = window
     step.warmup_s = res["warmup_s"]
@@ -956,6 +1058,7 @@ def main() -> None:
     ap.add_argument("--resolution", default="1080p", choices=list(RESOLUTIONS), help="of the ladders")
     ap.add_argument("--mounts", type=int, default=20, help="RTSP mounts; cameras share them round-robin (0: one each)")
     ap.add_argument("--server-idle", type=float, default=2.0, help="s of RTSP server CPU sampled before clients")
+    ap.add_argument("--workers", default="auto", help="GridSight ladder's worker processes, N or auto (one per core)")
     ap.add_argument("--malloc-arenas", type=int, default=0, help="MALLOC_ARENA_MAX for the measured processes")
     ap.add_argument("--json", type=Path, help="also write every measurement here")
     ap.add_argument("--child", choices=["gridsight", "baseline", "demux"], help=argparse.SUPPRESS)
@@ -988,7 +1091,10 @@ def main() -> None:
     print(f"load average at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for job in background_jobs():
         print(f"  busy elsewhere: {job}")
-    gs_variant, base_variant = replace(GRIDSIGHT, res=args.resolution), replace(BASELINE, res=args.resolution)
+    workers = (os.cpu_count() or 1) if args.workers == "auto" else int(args.workers)
+    gs_variant = replace(GRIDSIGHT, res=args.resolution, workers=workers,
+                         name=f"gridsight, {workers} worker processes" if workers > 1 else GRIDSIGHT.name)  # fmt: skip
+    base_variant = replace(BASELINE, res=args.resolution)
     lever_variants = [replace(LEVERS[x], res=LEVERS[x].res if x == "720p" else args.resolution) for x in levers]
     ensure_models({BASELINE_MODEL} | {v.model for v in lever_variants if v.model})
     files = {(v.res, v.gop_s): videos(v.res, v.gop_s) for v in [gs_variant, *lever_variants]}
@@ -1008,9 +1114,11 @@ def main() -> None:
     lever_steps: list[Step] = []
     if lever_variants:
         print(f"levers at N={args.lever_cameras}:", flush=True)
-        ref = next((s for s in gs if s.n == args.lever_cameras and not math.isnan(s.cpu_pct_per_cam)), None)
+        one = replace(gs_variant, workers=1, name=GRIDSIGHT.name)  # levers: per-camera costs in one process
+        ref = next((s for s in gs if s.n == args.lever_cameras and s.variant == one
+                    and not math.isnan(s.cpu_pct_per_cam)), None)  # fmt: skip
         if ref is None:
-            lad = Ladder(gs_variant, [args.lever_cameras], files[(args.resolution, GOP_S)], args.short_seconds)
+            lad = Ladder(one, [args.lever_cameras], files[(args.resolution, GOP_S)], args.short_seconds)
             run_ladders([lad], args)
             ref = lad.steps[0]
         lever_steps.append(ref)

@@ -79,6 +79,7 @@ class GridSight:
     # "all": one process does everything. With `gridsight run --workers N`: the "supervisor"
     # runs the API, the filer and the worker processes, each "worker" runs cameras only.
     role: Literal["all", "supervisor", "worker"] = "all"
+    peers: int = 1  # a worker: how many workers its supervisor runs
     events: Events | None = None  # MQTT (settings.mqtt), None when not configured
 
     # ------------------------------------------------------------ start
@@ -141,19 +142,20 @@ class GridSight:
         resume = self._restore(cam, [*analyzers, tamper])
         health = CameraHealth(cam.id)
         file_src = is_file_source(cam.source.url)
-        opts = ReaderOptions(
+        opts = ReaderOptions(  # the ring's most: a file reader may run a queue's depth (+1 in analysis) ahead
             cadence_s=cam.cadence_s,
             ring_s=cam.evidence.pre_s + cam.evidence.post_s + 3 * cam.cadence_s,
         )
+        ring = None if cam.source.snapshot else PacketRing(opts.ring_s, pre_s=cam.evidence.pre_s)
 
         def sink(frame, _h=health, _block=file_src):  # files wait for the analysis; live cameras drop the oldest
+            if ring is not None:
+                ring.expect(frame.ts)
             self.queues.put(frame, block=_block, health=_h)
 
-        ring = None
-        if cam.source.snapshot:
+        if ring is None:
             self.readers.append(SnapshotReader(cam.id, resolve_url(cam.source, s.cache_dir), sink, health, opts))
         else:
-            ring = PacketRing(opts.ring_s)
             detect_ring = ring if cam.record is None else None
             url = resolve_url(cam.source, s.cache_dir)
             self.readers.append(
@@ -373,7 +375,7 @@ class GridSight:
         if self.role == "worker":  # several on one machine: each its own instance
             me = f"{inst.id or socket.gethostname()}-worker-{os.getpid()}"
         log.info("camera leases on", extra={"instance": me, "cameras": len(eligible), "lease_s": inst.lease_s})
-        return LeaseKeeper(self.sessions, me, eligible, inst.lease_s, inst.renew_every_s)
+        return LeaseKeeper(self.sessions, me, eligible, inst.lease_s, inst.renew_every_s, peers=self.peers)
 
     def _follow_leases(self) -> None:
         """Serves exactly the cameras whose lease this instance holds: first stops the others, then starts new ones."""
@@ -547,7 +549,7 @@ def platform_callbacks(platform: LocalPlatform | HttpJsonPlatform) -> dict[str, 
     return {"callback_secret": os.environ.get(platform.callback_secret_env), "status_map": platform.status_map}
 
 
-def build(config_dir: Path, role: Literal["all", "supervisor", "worker"] = "all") -> GridSight:
+def build(config_dir: Path, role: Literal["all", "supervisor", "worker"] = "all", peers: int = 1) -> GridSight:
     """Loads the configuration (reporting and skipping broken cameras) and sets up logging."""
     loaded = load_config(config_dir)
     logs.configure(loaded.settings.log_level, loaded.settings.log_format)
@@ -558,4 +560,4 @@ def build(config_dir: Path, role: Literal["all", "supervisor", "worker"] = "all"
     if not loaded.cameras and not loaded.errors:
         log.info("no cameras configured: running the demo camera")
         loaded.cameras.append(demo_camera())
-    return GridSight(loaded, role=role)
+    return GridSight(loaded, role=role, peers=peers)

@@ -31,7 +31,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     workers = (os.cpu_count() or 1) if args.workers == "auto" else int(args.workers)
     if args.worker is not None:  # started by a supervisor: cameras only, spread by the camera leases
-        app = build(args.config, role="worker")
+        app = build(args.config, role="worker", peers=workers)
         app.start()
         try:
             app.run(args.duration)

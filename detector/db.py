@@ -7,6 +7,9 @@ can read while the pipeline writes.
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,6 +29,7 @@ from sqlalchemy import (
     TypeDecorator,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
@@ -342,13 +346,35 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+MIGRATION_LOCK = 0x67726964  # PostgreSQL advisory lock key ("grid")
+
+
 def migrate(engine: Engine) -> None:
-    """Brings the schema to the newest Alembic revision."""
+    """Brings the schema to the newest Alembic revision.
+
+    Processes started together (a supervisor's workers, instances on one database)
+    migrate one at a time: the first upgrades, the others then find it done.
+    SQLite runs DDL outside transactions, so a file lock beside the database
+    serialises them; PostgreSQL takes an advisory lock for the transaction.
+    """
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
+    with _sqlite_file_lock(engine), engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:":
+        yield
+        return
+    with open(f"{path}.migrate.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def session_factory(engine: Engine) -> sessionmaker:

@@ -154,6 +154,8 @@ class IncidentManager:
                 self._begin_open(cam, key, action, c, image, ts)
             elif action is not None:
                 updates.append((action, key, c))
+        if cam.ring is not None:  # every clip this frame needs is requested: the ring may let older packets go
+            cam.ring.analysed(ts)
         with self.sessions.begin() as s:
             for action, key, c in updates:
                 self._apply(s, cam, action, key, c, ts, image)

@@ -193,12 +193,15 @@ def plan(
     instances: Mapping[str, Collection[str]],
     now: datetime,
     free_rounds: Mapping[str, int] | None = None,
+    peers: int = 1,
 ) -> Plan:
     """Which cameras `me` claims, and which one it hands over, this round.
 
     1. Claim free cameras (never held, released or expired), in my order of
        preference, until I hold my fair share: ceil(my eligible cameras / live
-       instances that may take some of them).
+       instances that may take some of them, or / `peers` if more: workers
+       started together, not all registered yet, would otherwise each claim all
+       and then hand the surplus over one camera per round).
     2. Claim any camera that has been free for STALE_ROUNDS rounds already,
        whatever my share: the instances below their share did not take it, so
        it must not stay unserved (e.g. another instance's street filter).
@@ -213,7 +216,7 @@ def plan(
     free = sorted(
         (cam for cam in allowed - held if cam not in current or current[cam].free(now)), key=lambda cam: rank(me, cam)
     )
-    share = fair_share(allowed, everyone)
+    share = min(fair_share(allowed, everyone), math.ceil(len(allowed) / max(1, peers)))
     room = max(0, share - len(held & allowed))
     claims = free[:room] + [cam for cam in free[room:] if free_rounds.get(cam, 0) >= STALE_ROUNDS]
     shed = sorted(held - allowed)
@@ -241,10 +244,17 @@ class LeaseKeeper:
     """
 
     def __init__(
-        self, sessions: sessionmaker[Session], me: str, eligible: Iterable[str], lease_s: float, renew_s: float
+        self,
+        sessions: sessionmaker[Session],
+        me: str,
+        eligible: Iterable[str],
+        lease_s: float,
+        renew_s: float,
+        peers: int = 1,  # instances expected to share the cameras (a supervisor's workers): see plan()
     ) -> None:
         self.sessions = sessions
         self.me = me
+        self.peers = peers
         self.lease_s = lease_s
         self.renew_s = renew_s
         self.margin = lease_s / 5  # stop serving this long before the lease could end
@@ -390,7 +400,7 @@ class LeaseKeeper:
             self._held = {cam: (gen, sent + self.lease_s) for cam, gen in mine.items()}
         for cam in sorted(lost):
             log.warning("camera lease lost", extra={"camera": cam, "instance": self.me})
-        todo = plan(self.me, eligible, current, live, now, free_rounds) if self._claiming else Plan()
+        todo = plan(self.me, eligible, current, live, now, free_rounds, self.peers) if self._claiming else Plan()
         won: set[str] = set()
         for cam in todo.claim:
             t0 = time.monotonic()

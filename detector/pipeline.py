@@ -100,7 +100,7 @@ class CameraRuntime:
     paused: int = 0  # frames whose rules were paused: the view was off its reference
     analysis_seconds: float = 0.0
     lag_s: float = 0.0  # decode → analysis done, for the newest frame
-    last_image: NDArray[np.uint8] | None = None
+    last_image: NDArray[np.uint8] | None = None  # a preview of the newest analysed frame (see `preview`)
 
 
 class Pipeline:
@@ -153,7 +153,7 @@ class Pipeline:
             self.incidents.process(rt.camera.id, frame.image, findings, frame.ts, codes=codes)
             rt.health.analysed(frame.ts)
             rt.frames += 1
-            rt.last_image = frame.image
+            rt.last_image = preview(frame.image)
             if rt.state_saved_at is None or frame.ts - rt.state_saved_at >= STATE_EVERY or frame.ts < rt.state_saved_at:
                 self._persist_state(rt, frame.ts)
         except Exception:  # one bad frame or camera must not stop the others
@@ -207,3 +207,14 @@ def _blank(image: NDArray[np.uint8]) -> bool:
     """A frame with (almost) no structure: what a decoder shows for missing data, or a dead sensor."""
     small = cv2.resize(image, (64, 36), interpolation=cv2.INTER_AREA)
     return float(small.std()) < BLANK_STD
+
+
+PREVIEW_WIDTH = 960
+
+
+def preview(image: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """The camera wall's picture: at most PREVIEW_WIDTH wide (a 1080p frame kept whole is 6 MB per camera)."""
+    h, w = image.shape[:2]
+    if w <= PREVIEW_WIDTH:
+        return image
+    return cv2.resize(image, (PREVIEW_WIDTH, round(h * PREVIEW_WIDTH / w)), interpolation=cv2.INTER_AREA)

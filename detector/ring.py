@@ -18,6 +18,9 @@ import av
 import av.stream
 
 
+REORDER_MARGIN = timedelta(seconds=1)  # a decoded frame's time may trail the newest packet's by the reorder delay
+
+
 @dataclass(frozen=True, slots=True)
 class RingPacket:
     packet: av.Packet
@@ -36,28 +39,56 @@ class ClipRequest:
 
 
 class PacketRing:
-    """Packets of one stream for the last `seconds`, always starting at a keyframe."""
+    """Packets of one stream, kept as whole GOPs for as long as a clip may still ask for them.
 
-    def __init__(self, seconds: float) -> None:
+    A clip starts `pre` before an analysed frame, so the ring holds from `pre`
+    before the oldest frame still waiting for analysis (or before now, when none
+    waits) and from the start of every pending request; never more than `seconds`.
+    On an analysis running on time that is about `pre` + one GOP, not the span.
+    """
+
+    def __init__(self, seconds: float, pre_s: float = 0.0) -> None:
         self.span = timedelta(seconds=seconds)
-        self._packets: deque[RingPacket] = deque()
+        self.pre = timedelta(seconds=pre_s) + REORDER_MARGIN
+        self._gops: deque[list[RingPacket]] = deque()  # each starts with a keyframe
+        self._waiting: deque[datetime] = deque(maxlen=64)  # frames handed to analysis, oldest first
         self._requests: list[ClipRequest] = []
         self._lock = threading.Lock()
         self._closed = False  # the reader is gone for good: nothing more will arrive
 
     def add(self, packet: av.Packet, ts: datetime) -> None:
-        self._packets.append(RingPacket(packet, ts, bool(packet.is_keyframe)))
-        # Drop whole GOPs from the front while the next keyframe is still old enough.
-        while len(self._packets) > 1 and ts - self._packets[0].ts > self.span:
-            nxt = next((i for i, p in enumerate(self._packets) if i and p.keyframe), None)
-            if nxt is None or ts - self._packets[nxt].ts < self.span:
-                break
-            for _ in range(nxt):
-                self._packets.popleft()
+        rp = RingPacket(packet, ts, bool(packet.is_keyframe))
+        if rp.keyframe:
+            self._gops.append([rp])
+        elif self._gops:
+            self._gops[-1].append(rp)
+        else:  # before the first keyframe nothing can start a clip
+            return
+        with self._lock:
+            need = (self._waiting[0] if self._waiting else ts) - self.pre
+            need = min([need, *(r.start for r in self._requests)])
+        floor = max(need, ts - self.span)
+        while len(self._gops) > 1 and self._gops[1][0].ts <= floor:
+            self._gops.popleft()
+
+    def expect(self, ts: datetime) -> None:
+        """A frame at `ts` goes to analysis: a clip may be asked from `pre` before it."""
+        with self._lock:
+            self._waiting.append(ts)
+
+    def analysed(self, ts: datetime) -> None:
+        """The frame at `ts` was analysed and any clip it needs requested (earlier frames were dropped or done)."""
+        with self._lock:
+            while self._waiting and self._waiting[0] <= ts:
+                self._waiting.popleft()
+
+    @property
+    def packets(self) -> list[RingPacket]:
+        return [p for gop in list(self._gops) for p in gop]
 
     def clear(self) -> None:
         """Forget packets of a connection that is gone (its codec parameters may differ)."""
-        self._packets.clear()
+        self._gops.clear()
 
     def request(self, start: datetime, end: datetime, path: Path) -> Future[Path | None]:
         req = ClipRequest(start, end, path)
@@ -90,7 +121,7 @@ class PacketRing:
                 req.path.unlink(missing_ok=True)
                 continue
             try:
-                ok = template is not None and write_clip(list(self._packets), template, req.start, req.end, req.path)
+                ok = template is not None and write_clip(self.packets, template, req.start, req.end, req.path)
             except (av.FFmpegError, OSError, ValueError) as e:
                 req.path.unlink(missing_ok=True)
                 req.future.set_exception(e)

@@ -18,6 +18,7 @@ import os
 import random
 import threading
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -231,7 +232,9 @@ class StreamReader(Reader):
             start = self._start
             skip_until = self._resume_pending(container, stream)
             pace: tuple[float, float] | None = None  # (stream s, monotonic s) pacing anchor
-            demux = _DueDecoder(self.opts.cadence_s, offset=self._loop_offset)
+            # Live cameras started together would all be due in the same second: each gets its own phase.
+            phase = 0.0 if self.is_file else camera_phase(self.camera_id, self.opts.cadence_s)
+            demux = _DueDecoder(self.opts.cadence_s, offset=self._loop_offset, phase=phase)
             errors = 0
             while not self._stop.is_set():
                 got = False
@@ -305,16 +308,23 @@ class StreamReader(Reader):
         return resume
 
 
+def camera_phase(camera_id: str, cadence_s: float) -> float:
+    """A stable offset in [0, cadence) for the camera's first due frame, spreading cameras over the cadence."""
+    return zlib.crc32(camera_id.encode()) / 2**32 * cadence_s
+
+
 class _DueDecoder:
     """Chooses which packets reach the decoder (see module docstring).
 
     Times are stream seconds: packet PTS + `offset` (which grows by the file's
-    duration at each loop, so the clock never runs backwards).
+    duration at each loop, so the clock never runs backwards). The first frame
+    is due `phase` seconds after the first packet.
     """
 
-    def __init__(self, cadence_s: float, offset: float = 0.0) -> None:
+    def __init__(self, cadence_s: float, offset: float = 0.0, phase: float = 0.0) -> None:
         self.cadence = cadence_s
         self.offset = offset
+        self.phase = phase
         self.next_due: float | None = None
         self.gop: float | None = None
         self.last_key: float | None = None
@@ -329,12 +339,14 @@ class _DueDecoder:
             return []
         t = raw + self.offset
         self.last_t = max(self.last_t, t)
+        if self.next_due is None:
+            self.next_due = t + self.phase
         if packet.is_keyframe:
             if self.last_key is not None and t > self.last_key:
                 self.gop = t - self.last_key
             self.last_key = t
             long_gop = self.gop is not None and self.gop > self.cadence
-            due_now = self.next_due is None or t >= self.next_due
+            due_now = t >= self.next_due
             if due_now and not long_gop:
                 return self._decode_key(packet, ctx, t)
             if self.feeding:  # a new GOP: what was being decoded is no longer needed

@@ -67,7 +67,8 @@ class Supervisor:
         self._thread.start()
 
     def _spawn(self, w: Worker) -> None:
-        cmd = [sys.executable, "-m", "detector.cli", "run", "--config", str(self.config), "--worker", str(w.index)]
+        cmd = [sys.executable, "-m", "detector.cli", "run", "--config", str(self.config),
+               "--worker", str(w.index), "--workers", str(self.workers)]  # fmt: skip
         env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one core each: no library may start its own pool
         err = None
         if self.log_dir is not None:

@@ -214,6 +214,16 @@ def test_plan_claims_up_to_the_fair_share_when_others_are_alive() -> None:
     assert set(got.claim) != set(other.claim)  # each in its own order: they do not all collide
 
 
+def test_a_worker_started_before_its_peers_registered_claims_only_its_share() -> None:
+    # a supervisor starts N workers at once: the first to register must not take every camera
+    got = plan("a", CAMS, {}, {"a": CAMS}, at(0), peers=2)
+    assert len(got.claim) == 3
+    # a peer that never comes: its cameras are taken once they have been free for long enough
+    mine = {c: lease(c, "a") for c in got.claim}
+    rest = {c: 2 for c in CAMS if c not in mine}
+    assert sorted(plan("a", CAMS, mine, {"a": CAMS}, at(0), free_rounds=rest, peers=2).claim) == sorted(rest)
+
+
 def test_plan_takes_over_expired_and_released_leases() -> None:
     current = {"c1": lease("c1", "a"), "c2": lease("c2", "dead", expires=-5), "c3": lease("c3", None)}
     got = plan("a", ["c1", "c2", "c3"], current, {"a": ["c1", "c2", "c3"]}, at(0))

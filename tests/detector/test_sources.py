@@ -16,7 +16,15 @@ import pytest
 from detector.config import Source
 from detector.health import CameraHealth, CameraState
 from detector.ring import PacketRing
-from detector.sources import DEFAULT_FILE_START, ReaderOptions, StreamReader, redact, resolve_url
+from detector.sources import (
+    DEFAULT_FILE_START,
+    ReaderOptions,
+    StreamReader,
+    _DueDecoder,
+    camera_phase,
+    redact,
+    resolve_url,
+)
 from detector.types import Frame
 from tests.support.rtsp import RtspServer, rtsp_available
 
@@ -82,6 +90,20 @@ def test_short_gop_decodes_only_the_first_keyframe_after_each_due_time(short_str
     got = offsets(sink)
     assert got[:6] == [0.0, 6.0, 10.0, 16.0, 20.0, 26.0]  # first keyframe at/after 0, 5, 10, 15, 20, 25 s
     assert len(got) == 24 and decodes.n == 24  # 1200 packets demuxed, 24 decoded
+
+
+def test_live_cameras_are_due_at_their_own_phase_of_the_cadence(short_street: Path) -> None:
+    # cameras started together would otherwise all decode in the same second
+    phases = [camera_phase(f"cam-{i}", 10.0) for i in range(100)]
+    assert phases == [camera_phase(f"cam-{i}", 10.0) for i in range(100)]  # stable across restarts
+    assert {int(p) for p in phases} == set(range(10))  # spread over the whole cadence
+    dec = _DueDecoder(5.0, phase=3.0)
+    got = []
+    with av.open(str(short_street)) as c:
+        ctx = c.streams.video[0].codec_context
+        for packet in c.demux(c.streams.video[0]):
+            got += [round(t, 2) for _, t in dec.feed(packet, ctx)]
+    assert got[:4] == [4.0, 8.0, 14.0, 18.0]  # first keyframe at/after 3, 8, 13, 18 s (GOP 2 s)
 
 
 def test_long_gop_decodes_forward_to_the_due_frame(shared_video, monkeypatch) -> None:
