@@ -17,7 +17,6 @@ from pathlib import Path
 import av
 import av.stream
 
-
 REORDER_MARGIN = timedelta(seconds=1)  # a decoded frame's time may trail the newest packet's by the reorder delay
 
 

@@ -18,20 +18,24 @@ DEFAULT_CLASSES = Path("training/bundled/classes.yaml")
 def cmd_dataset_import(args: argparse.Namespace) -> int:
     from training.datasets import ClassMap, DatasetError, import_dataset
 
-    try:
-        report = import_dataset(
-            args.format,
-            args.source,
-            args.out,
-            ClassMap.load(args.classes),
-            prefix=args.prefix,
-            images_root=args.images,
-            val_fraction=args.val_fraction,
-        )
-    except DatasetError as e:
-        print(e, file=sys.stderr)
-        return 1
-    print(report.render())
+    if len(args.source) > 1 and (args.prefix or args.images):
+        print("--prefix and --images describe one source: give one --source with them", file=sys.stderr)
+        return 2
+    for source in args.source:  # merged into one dataset, one source after the other
+        try:
+            report = import_dataset(
+                args.format,
+                source,
+                args.out,
+                ClassMap.load(args.classes),
+                prefix=args.prefix,
+                images_root=args.images,
+                val_fraction=args.val_fraction,
+            )
+        except DatasetError as e:
+            print(e, file=sys.stderr)
+            return 1
+        print(f"{source}:\n{report.render()}")
     return 0
 
 
@@ -225,7 +229,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     dsub = dataset.add_subparsers(dest="dataset_command", required=True)
     imp = dsub.add_parser("import", help="import a YOLO, COCO or VOC dataset into a GridSight dataset (merges)")
     imp.add_argument("--format", choices=["yolo", "coco", "voc"], required=True)
-    imp.add_argument("--source", type=Path, required=True, help="YOLO/VOC folder or COCO JSON file")
+    imp.add_argument(
+        "--source", type=Path, required=True, action="append", help="YOLO/VOC folder or COCO JSON file (repeatable)"
+    )
     imp.add_argument("--images", type=Path, help="COCO: folder holding the file_names (default: beside the JSON)")
     imp.add_argument("--classes", type=Path, required=True, help="class mapping YAML (classes: [...], map: {...})")
     imp.add_argument("--out", type=Path, required=True, help="dataset folder to create or extend")

@@ -17,8 +17,9 @@ the long-term one. Frames are first photometrically normalised to the long-term
 background's lighting (per-channel global gain times a clamped per-block gain,
 estimated on pixels that are not foreground), so cloud and sun changes are not
 objects; a change covering most of the frame is treated as a lighting or camera
-event; a shifted view (camera shake or a bumped camera, by phase correlation)
-is skipped, and re-aligned when the shift persists. Two cheap checks let the
+event; a view shifted by a few pixels (sway, by phase correlation) is shifted
+back and analysed, a larger shift (a bumped camera) is skipped, and re-aligned
+when it persists. Two cheap checks let the
 long-term background escape wrong states:
 texture-preserving, chroma-preserving changes (shadows on textured ground) are
 illumination, and "ghosts" (an object of the learned view that left, revealing
@@ -91,6 +92,10 @@ class OccupancyParams:
     #: a global image shift above this (px at work size) is camera motion: the analysis is
     #: skipped, and after K shifted analyses in a row the background is re-aligned; 0 = off
     max_shift_px: float = 1.5
+    #: ... unless it is at most this: sway (wind, a vibrating mount), the frame is shifted back onto the
+    #: background and analysed; skipping it would leave a biased subset of the frames (only the unswayed
+    #: ones), in which a passer seen in each of them looks stationary
+    sway_px: float = 4.0
     #: (rows, cols) of the per-block gain grid
     gain_grid: tuple[int, int] = (3, 4)
     #: how far a block's gain may depart from the global one (local sun/shade)
@@ -184,8 +189,11 @@ class OccupancyAnalyzer(Analyzer):
             gain /= gg
             g = 1.0
         fn = np.clip(img / gain, 0, 255)
-        if p.max_shift_px > 0 and self._camera_moved(fn, bg):
-            return Observations()
+        if p.max_shift_px > 0:
+            aligned = self._align(fn, bg)
+            if aligned is None:
+                return Observations()
+            fn = aligned
         self._buf.append((fn + 0.5).astype(np.uint8))
         if len(self._buf) < p.short_frames:
             return Observations()
@@ -342,20 +350,27 @@ class OccupancyAnalyzer(Analyzer):
         rel_map = cv2.resize(blocks, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_LINEAR)
         return rel_map[..., None] * glob, float(glob.mean())
 
-    def _camera_moved(self, fn: F32, bg: F32) -> bool:
-        """True when the view is shifted against the background (shake, bumped camera).
+    def _align(self, fn: F32, bg: F32) -> F32 | None:
+        """`fn` on the background's pixel grid, or None when the view is shifted against it (bumped camera).
 
-        Phase correlation ignores lighting and small objects. A shift seen in K
-        analyses in a row is a moved camera: background and static-since map are
-        re-aligned (integer shift; the uncovered border is taken from the frame).
+        Phase correlation ignores lighting and small objects. Sway (a shift up to
+        `sway_px`) is undone by shifting the frame back. A larger shift skips the
+        analysis; seen in K analyses in a row it is a moved camera: background and
+        static-since map are re-aligned (integer shift; the uncovered border is
+        taken from the frame).
         """
         h, w = fn.shape[:2]
         if self._hann is None or self._hann.shape != (h, w):
             self._hann = cv2.createHanningWindow((w, h), cv2.CV_32F)
         (dx, dy), _ = cv2.phaseCorrelate(_csum(bg), _csum(fn), self._hann)
-        if math.hypot(dx, dy) <= self.params.max_shift_px:
+        shift = math.hypot(dx, dy)
+        if shift <= self.params.max_shift_px:
             self._shifts.clear()
-            return False
+            return fn
+        if shift <= self.params.sway_px:
+            self._shifts.clear()
+            back = np.float32([[1, 0, -dx], [0, 1, -dy]])
+            return cv2.warpAffine(fn, back, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         self._shifts.append((dx, dy))
         if len(self._shifts) >= self.params.short_frames:
             d = np.asarray(self._shifts)
@@ -369,7 +384,7 @@ class OccupancyAnalyzer(Analyzer):
                 self._shifts.clear()
             else:
                 del self._shifts[0]
-        return True
+        return None
 
     def _range(self, ref: F32) -> tuple[F32, F32]:
         """Neighbourhood min/max of a background: one-pixel jitter is not a change."""

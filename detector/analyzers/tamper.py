@@ -24,8 +24,10 @@ time, so people and cars passing are not part of it.
 All measures are ratios (gradients ÷ mean luma, fine ÷ coarse detail), so a
 cloud, the sun or auto-exposure do not change them much; a raw state must be
 seen `confirm` times in a row before it is reported (a person walking right in
-front of the lens is not a cover). After an operator checked the camera,
-`acknowledge()` re-learns the reference from the next frames.
+front of the lens is not a cover). A shift of a few pixels (`sway_px`) is sway
+until it lasts `sway_confirm` checks: those frames are analysed, not paused.
+After an operator checked the camera, `acknowledge()` re-learns the reference
+from the next frames.
 """
 
 from __future__ import annotations
@@ -110,6 +112,11 @@ class TamperParams:
     min_edges_for_view: float = 0.5
     #: a raw verdict must repeat this many times in a row to be reported
     confirm: int = 2
+    #: a shift up to this (px) is sway (a pole in the wind, a vibrating mount) until it lasts `sway_confirm`
+    #: checks in a row: such a frame is still analysed (occupancy re-aligns or skips it itself; detectors do
+    #: not mind a few pixels), else a swaying camera pauses its rules for a biased subset of its frames
+    sway_px: float = 4.0
+    sway_confirm: int = 6
     #: a frame is "garbled" (never reported, only not analysed) when this share of its rows lost their
     #: vertical detail (below `smear_ratio` of the reference's) but kept their horizontal detail: what an
     #: H.264 decoder's concealment of lost data looks like, and no lens, light or passer does
@@ -364,14 +371,17 @@ class TamperDetector:
         else:  # a knocked camera stays shifted by the same amount; a big vehicle passing shifts the peak anew
             self._candidate, self._candidate_since, self._streak = kind, ts, 1
             self._candidate_shift = shift
+        sway = shift is not None and math.hypot(*shift) <= self.params.sway_px
+        raw: RawKind = "ok" if sway else kind  # a swaying frame is still analysed
+        confirm = self.params.sway_confirm if sway else self.params.confirm
         cur = self._reported
         if kind == cur.kind and not cur.learning:
-            self._reported = TamperState(kind, score, cur.since, False, details, kind)
-        elif self._streak >= self.params.confirm or (cur.learning and kind == "ok"):
+            self._reported = TamperState(kind, score, cur.since, False, details, raw)
+        elif self._streak >= confirm or (cur.learning and kind == "ok"):
             since = self._candidate_since if kind != "ok" else None  # when it was first seen, not confirmed
-            self._reported = TamperState(kind, score, since, False, details, kind)
+            self._reported = TamperState(kind, score, since, False, details, raw)
         else:  # not confirmed yet: the reported state stands, with fresh measures
-            self._reported = TamperState(cur.kind, cur.score, cur.since, False, details, kind)
+            self._reported = TamperState(cur.kind, cur.score, cur.since, False, details, raw)
         return self._reported
 
 

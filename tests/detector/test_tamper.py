@@ -122,6 +122,23 @@ def test_turned_view_is_moved_by_keypoints(scenario) -> None:
     assert all(k == "moved" for t, k in kinds if t >= 60 + CONFIRM_S), kinds
 
 
+def test_swaying_view_is_analysed_and_a_lasting_small_shift_is_moved(scenario) -> None:
+    """A pole swaying 3 px (of 320 analysed) in every other frame: each frame is still usable (raw "ok")
+    and the view stays ok; the same small shift lasting `sway_confirm` checks is a moved camera."""
+    frames, truth = scenario("tamper")
+    frames = frames[: int(truth.spec.bump_s // STEP_S)]  # before the knock
+    p = TamperParams(learn_s=30.0, learn_frames=3)
+    td = TamperDetector(p)
+    states = []
+    for i, (t, image) in enumerate(frames):
+        if t >= 60 and (i % 2 or t >= 120):  # swaying from 60 s, shifted for good from 120 s
+            image = np.roll(image, (0, 6), axis=(0, 1))
+        states.append((t, td.check(_frame(truth, i, t, image))))
+    assert all(st.ok and st.raw == "ok" for t, st in states if 30 <= t < 120), states
+    assert all(st.raw == "ok" for t, st in states if t >= 120)  # a sway-sized shift never pauses a frame
+    assert all(st.kind == "moved" for t, st in states if t >= 120 + p.sway_confirm * STEP_S), states
+
+
 def test_state_round_trip_keeps_the_reference(scenario) -> None:
     frames, truth = scenario("tamper")
     trained = TamperDetector()
