@@ -1,6 +1,6 @@
 """Capacity: how many live RTSP cameras GridSight keeps on cadence on this machine, vs a naive decode-everything loop.
 
-    .venv/bin/python bench/capacity.py            # 1080p ladder + baseline ladder + cost levers (~14 min)
+    .venv/bin/python bench/capacity.py            # GridSight ladder + two baseline ladders + cost levers (~25 min)
     .venv/bin/python bench/capacity.py --quick    # fewer steps, shorter windows, no levers (~3 min)
 
 N simulated cameras are N mounts of the real RTSP test server
@@ -35,7 +35,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -161,11 +161,15 @@ class Variant:
     model: str | None = None  # model folder under var/bench/models/; None: occupancy only (no detector)
     own_mounts: bool = False  # one RTSP mount per camera, whatever --mounts says
     stagger: bool = False  # readers start at random moments within one cadence, not all at once
+    opencv: bool = False  # baseline: OpenCV's VideoCapture.read() loop instead of PyAV
     workers: int = 1  # camera worker processes (`gridsight run --workers N`): cameras spread by the leases
 
 
 GRIDSIGHT = Variant("gridsight")
-BASELINE = Variant("baseline: PyAV decode-all + FP32 640×640", kind="baseline", model=BASELINE_MODEL)
+# The naive loop the issue names: OpenCV reads (decodes + converts to BGR) every frame, a detector every cadence.
+BASELINE = Variant("baseline: OpenCV read() loop + FP32 640×640", kind="baseline", model=BASELINE_MODEL, opencv=True)
+# A stronger one: PyAV decodes every frame but converts only the analysed ones (ultralytics' grab/retrieve).
+PYAV_BASELINE = Variant("baseline: PyAV decode-all + FP32 640×640", kind="baseline", model=BASELINE_MODEL)
 LEVERS: dict[str, Variant] = {
     "fp32": Variant("+ detector FP32 640×640", model="yolo11n-fp32-640x640"),
     "gate": Variant("+ detector FP32 640×640, gate off", model="yolo11n-fp32-640x640", gate=False),
@@ -365,10 +369,13 @@ class NaiveCamera(threading.Thread):
     frame decoded at or after a slot is analysed, inline, in the decode loop.
     """
 
-    def __init__(self, cid: str, url: str, model: Any, cadence: float, stop: threading.Event) -> None:
+    def __init__(
+        self, cid: str, url: str, model: Any, cadence: float, stop: threading.Event, opencv: bool = False
+    ) -> None:
         """`model` None: demux only (the receive + demux floor every reader pays, nothing decoded)."""
         super().__init__(name=f"naive-{cid}", daemon=True)
         self.cid, self.url, self.model, self.cadence, self.stop_event = cid, url, model, cadence, stop
+        self.opencv = opencv
         self.records: list[tuple[float, float]] = []
         self.analyses, self.error = 0, ""
         self.measuring = False
@@ -381,41 +388,61 @@ class NaiveCamera(threading.Thread):
     def run(self) -> None:
         wall = time.time() - time.monotonic()
         try:
-            with av.open(self.url, options={"rtsp_transport": "tcp"}, timeout=(10.0, 10.0)) as c:
-                stream = c.streams.video[0]
-                stream.codec_context.thread_count = 1
-                due: float | None = None
-                for f in c.decode(stream) if self.model else c.demux(stream):
-                    if self.stop_event.is_set():
-                        return
-                    now = time.monotonic()
-                    t = f.time if self.model else _seconds(f)
-                    if t is not None and t > self.last_pts:
-                        self.last_pts = t
-                        self.frames += 1
-                        d = now - t
-                        if d < self.d_min:
-                            self.d_min = d
-                        elif d - self.d_min > self.backlog:
-                            self.backlog = d - self.d_min
-                    due = now if due is None else due
-                    if now < due:
-                        continue
-                    if self.model is None:  # demux only: "analysed" means "seen", for the on-time check
-                        self.analyses += 1
-                        if self.measuring:
-                            self.records.append((wall + now, 0.0))
-                        while due <= now:
-                            due += self.cadence
-                        continue
-                    self.model.predict([f.to_ndarray(format="bgr24")])
+            due: float | None = None
+            for t, image in self._opencv_frames() if self.opencv else self._pyav_frames():
+                if self.stop_event.is_set():
+                    return
+                now = time.monotonic()
+                if t is not None and t > self.last_pts:
+                    self.last_pts = t
+                    self.frames += 1
+                    d = now - t
+                    if d < self.d_min:
+                        self.d_min = d
+                    elif d - self.d_min > self.backlog:
+                        self.backlog = d - self.d_min
+                due = now if due is None else due
+                if now < due:
+                    continue
+                if self.model is None:  # demux only: "analysed" means "seen", for the on-time check
                     self.analyses += 1
                     if self.measuring:
-                        self.records.append((wall + now, time.monotonic() - now))
+                        self.records.append((wall + now, 0.0))
                     while due <= now:
                         due += self.cadence
+                    continue
+                self.model.predict([image()])
+                self.analyses += 1
+                if self.measuring:
+                    self.records.append((wall + now, time.monotonic() - now))
+                while due <= now:
+                    due += self.cadence
         except Exception as e:  # report, do not hide: the camera then counts as not served
             self.error = f"{type(e).__name__}: {e}"
+
+    def _pyav_frames(self) -> Iterator[tuple[float | None, Callable[[], np.ndarray]]]:
+        """(PTS s, BGR on demand) of every frame; demux only (no image) without a model."""
+        with av.open(self.url, options={"rtsp_transport": "tcp"}, timeout=(10.0, 10.0)) as c:
+            stream = c.streams.video[0]
+            stream.codec_context.thread_count = 1
+            for f in c.decode(stream) if self.model else c.demux(stream):
+                yield (f.time, lambda f=f: f.to_ndarray(format="bgr24")) if self.model else (_seconds(f), np.empty)
+
+    def _opencv_frames(self) -> Iterator[tuple[float | None, Callable[[], np.ndarray]]]:
+        """Every frame as `cv2.VideoCapture.read()` gives it (decoded and converted to BGR), OpenCV's defaults."""
+        import cv2
+
+        cap = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG)  # TCP: OPENCV_FFMPEG_CAPTURE_OPTIONS, set by the parent
+        try:
+            if not cap.isOpened():
+                raise RuntimeError(f"OpenCV cannot open {self.url}")
+            while True:
+                ok, image = cap.read()
+                if not ok:
+                    raise RuntimeError("OpenCV read() failed")
+                yield cap.get(cv2.CAP_PROP_POS_MSEC) / 1000, lambda image=image: image
+        finally:
+            cap.release()
 
 
 def child_baseline(spec: dict[str, Any]) -> None:
@@ -424,7 +451,8 @@ def child_baseline(spec: dict[str, Any]) -> None:
     # one session (1 thread) shared by all cameras, as GridSight does; no model: demux only
     model = OnnxModel(MODELS / spec["model"]) if spec.get("model") else None
     stop = threading.Event()
-    cams = [NaiveCamera(f"cap-{i:03d}", u, model, spec["cadence"], stop) for i, u in enumerate(spec["urls"])]
+    cams = [NaiveCamera(f"cap-{i:03d}", u, model, spec["cadence"], stop, spec.get("opencv", False))
+            for i, u in enumerate(spec["urls"])]  # fmt: skip
     for c in cams:
         c.start()
     t0 = time.monotonic()
@@ -605,6 +633,8 @@ class Children:
         env = os.environ | ({"MALLOC_ARENA_MAX": str(args.malloc_arenas)} if args.malloc_arenas else {})
         if k > 1:
             env["OMP_NUM_THREADS"] = "1"  # as the supervisor starts its workers
+        if v.opencv:
+            env["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = "rtsp_transport;tcp"
         self.procs: list[subprocess.Popen[str]] = []
         self.lines: list[queue.Queue[str]] = []
         for i in range(k):
@@ -723,7 +753,7 @@ def run_step(v: Variant, n: int, files: list[Path], args: argparse.Namespace, wi
             spec["config"] = str(write_config(folder, urls, v, args.cadence))
             spec["stagger"] = args.cadence if v.stagger else 0
         else:
-            spec |= {"urls": urls, "model": v.model}
+            spec |= {"urls": urls, "model": v.model, "opencv": v.opencv}
         procs = Children(folder, v, spec, args)
         try:
             if not procs.wait_all("READY", spec["warmup_max"] + 60):
@@ -964,15 +994,18 @@ def table_row(s: Step) -> str:
             f"{fmt(s.others_cores)} ({fmt(s.niced_cores)}) | {s.load} |")  # fmt: skip
 
 
-def report(gs: list[Step], base: list[Step], levers: list[Step], args: argparse.Namespace) -> str:
-    """Everything after the table: profile, memory, server cost, targets, ratio (last line)."""
+def report(gs: list[Step], base: list[Step], pyav: list[Step], levers: list[Step], args: argparse.Namespace) -> str:
+    """Everything after the table: profile, memory, server cost, targets, ratio (last line: vs `base`)."""
     out: list[str] = []
     gs_n, gs_lower = served(gs)
     b_n, b_lower = served(base)
+    p_n, p_lower = served(pyav)
     measured = [s for s in gs if not math.isnan(s.cpu_pct_per_cam)]
     out.append(f"cameras served, {args.resolution}25 at cadence {args.cadence:g} s: GridSight {gs_n}"
                f"{' (every N tried was on time: a lower bound)' if gs_lower else ''}; "
-               f"baseline {b_n}{' (lower bound)' if b_lower else ''}")  # fmt: skip
+               f"baseline (OpenCV read() loop) {b_n}{' (lower bound)' if b_lower else ''}; "
+               f"PyAV decode-all {p_n}{' (lower bound)' if p_lower else ''}"
+               f"{f' (ratio {gs_n / p_n:.1f})' if p_n else ''}")  # fmt: skip
     if measured:
         big = max(measured, key=lambda s: s.n)
         out.append(f"\nwhere GridSight's CPU went at N={big.n} (per camera, % of one core; /proc/<pid>/task/*/stat):")
@@ -1047,7 +1080,7 @@ def report(gs: list[Step], base: list[Step], levers: list[Step], args: argparse.
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps, shorter windows, no levers (~3 min)")
-    ap.add_argument("--cameras", help="GridSight ladder (default 25,50,75,100,150,200; quick: 50,100)")
+    ap.add_argument("--cameras", help="GridSight ladder (default 50,100,125,150,200; quick: 50,100)")
     ap.add_argument("--baseline-cameras", help="baseline ladder (default 4,8,12,16,24,32; quick: 4,8)")
     ap.add_argument("--levers", help="comma list of " + ",".join(LEVERS) + " (default all; quick: none)")
     ap.add_argument("--lever-cameras", type=int, default=25, help="cameras in every lever row")
@@ -1069,7 +1102,7 @@ def main() -> None:
         (child_gridsight if args.child == "gridsight" else child_baseline)(spec)
         return
     q = args.quick
-    gs_ns = ladder(args.cameras or ("50,100" if q else "25,50,75,100,150,200"))
+    gs_ns = ladder(args.cameras or ("50,100" if q else "50,100,125,150,200"))
     base_ns = ladder(args.baseline_cameras or ("4,8" if q else "4,8,12,16,24,32"))
     levers = [x for x in (args.levers if args.levers is not None else ("" if q else ",".join(LEVERS))).split(",") if x]
     for x in levers:
@@ -1094,7 +1127,7 @@ def main() -> None:
     workers = (os.cpu_count() or 1) if args.workers == "auto" else int(args.workers)
     gs_variant = replace(GRIDSIGHT, res=args.resolution, workers=workers,
                          name=f"gridsight, {workers} worker processes" if workers > 1 else GRIDSIGHT.name)  # fmt: skip
-    base_variant = replace(BASELINE, res=args.resolution)
+    base_variants = [replace(BASELINE, res=args.resolution), replace(PYAV_BASELINE, res=args.resolution)]
     lever_variants = [replace(LEVERS[x], res=LEVERS[x].res if x == "720p" else args.resolution) for x in levers]
     ensure_models({BASELINE_MODEL} | {v.model for v in lever_variants if v.model})
     files = {(v.res, v.gop_s): videos(v.res, v.gop_s) for v in [gs_variant, *lever_variants]}
@@ -1103,14 +1136,18 @@ def main() -> None:
           f"{', '.join(f'{r} GOP {g:g} s: {len(f)}' for (r, g), f in files.items())}\n", flush=True)  # fmt: skip
 
     print("GridSight and baseline ladders, interleaved:", flush=True)
-    ladders = [Ladder(gs_variant, gs_ns, files[(args.resolution, GOP_S)], args.seconds),
-               Ladder(base_variant, base_ns, files[(args.resolution, GOP_S)], args.short_seconds)]  # fmt: skip
+    ladders = [Ladder(gs_variant, gs_ns, files[(args.resolution, GOP_S)], args.seconds)]
+    ladders += [Ladder(b, base_ns, files[(args.resolution, GOP_S)], args.short_seconds) for b in base_variants]
     run_ladders(ladders, args)
-    gs, base = ladders[0].steps, ladders[1].steps
-    if base and base[0].n > 1 and not base[0].ok:  # not even the smallest: look below it
-        below = Ladder(base_variant, [1, 2], files[(args.resolution, GOP_S)], args.short_seconds)
-        run_ladders([below], args)
-        base = below.steps + base
+    gs, bases = ladders[0].steps, []
+    for lad in ladders[1:]:
+        steps = lad.steps
+        if steps and steps[0].n > 1 and not steps[0].ok:  # not even the smallest: look below it
+            below = Ladder(lad.v, [1, 2], files[(args.resolution, GOP_S)], args.short_seconds)
+            run_ladders([below], args)
+            steps = below.steps + steps
+        bases.append(steps)
+    base, pyav = bases
     lever_steps: list[Step] = []
     if lever_variants:
         print(f"levers at N={args.lever_cameras}:", flush=True)
@@ -1133,7 +1170,7 @@ def main() -> None:
           f"total run {time.monotonic() - started:.0f} s; load average now "
           f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}\n")  # fmt: skip
     print(TABLE_HEAD)
-    for s in unique([*gs, *base, *lever_steps]):
+    for s in unique([*gs, *base, *pyav, *lever_steps]):
         print(table_row(s))
     if lever_steps:
         ref = lever_steps[0]
@@ -1141,9 +1178,10 @@ def main() -> None:
               + "; ".join(f"{s.variant.name} {s.variant.res}: ×{s.cpu_pct_per_cam / ref.cpu_pct_per_cam:.2f} CPU"
                           for s in lever_steps[1:] if ref.cpu_pct_per_cam > 0 and s.n == ref.n))  # fmt: skip
     if args.json:
-        args.json.write_text(json.dumps([asdict(s) for s in unique([*gs, *base, *lever_steps])], indent=1, default=str))
+        steps = unique([*gs, *base, *pyav, *lever_steps])
+        args.json.write_text(json.dumps([asdict(s) for s in steps], indent=1, default=str))
     print()
-    print(report(gs, base, lever_steps, args))
+    print(report(gs, base, pyav, lever_steps, args))
 
 
 if __name__ == "__main__":
