@@ -225,6 +225,9 @@ def test_gridsight_run_publishes_camera_incident_and_case_events(
             lambda ms: any(m.topic.startswith(f"{prefix}/cases/") and m.json()["to"] == "dispatched" for m in ms),
             10, "the operator's status change",
         )  # fmt: skip
+        sub.wait_for(  # under load the file may still be playing: stop only once it has ended
+            lambda ms: any(m.topic == cam_topic and m.json()["state"] == "ended" for m in ms), 60, "the file's end"
+        )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:
