@@ -388,10 +388,13 @@ class _DueDecoder:
 
     def _decode(self, packet: av.Packet, ctx: av.CodecContext) -> list[av.VideoFrame]:
         try:
-            return list(ctx.decode(packet))
+            frames = list(ctx.decode(packet))
         except av.FFmpegError:
             self.errors += 1
             return []
+        good = [f for f in frames if not f.is_corrupt]  # the decoder concealed lost data: not the scene
+        self.errors += len(frames) - len(good)
+        return good
 
 
 def _seconds(packet: av.Packet) -> float | None:
