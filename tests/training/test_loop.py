@@ -69,6 +69,21 @@ def wait_for(what: str, query: str, db: Path, seconds: float = 90) -> int:
     raise AssertionError(f"not within {seconds} s: {what}")
 
 
+def train_losses(run: Path) -> list[float]:
+    """Per epoch, the training loss (box + cls + dfl) from the run's results.csv."""
+    rows = [line.split(",") for line in (run / "results.csv").read_text().splitlines()]
+    cols = [rows[0].index(k) for k in ("train/box_loss", "train/cls_loss", "train/dfl_loss")]
+    return [sum(float(r[c]) for c in cols) for r in rows[1:]]
+
+
+def assert_fine_tuning_starts_from(source_run: Path, ds: Path, run: Path, yolo: Path) -> None:
+    """`train run --model x.pt` continues from x's weights (ultralytics' `pretrained=False` would drop them)."""
+    gs("train", "run", "--data", ds / "data.yaml", "--run", run, "--model", source_run / "weights" / "best.pt",
+       "--imgsz", 96, "--epochs", 1, "--batch", 8, "--yolo-config", yolo)  # fmt: skip
+    source = train_losses(source_run)
+    assert train_losses(run)[0] < (source[0] + source[-1]) / 2  # near where the source ended, not where it began
+
+
 def test_import_train_export_register_shadow_promote(tmp_path: Path) -> None:
     yolo = tmp_path / "yolo-config"
     src = make_shapes_dataset(tmp_path / "shapes", 48, 12).parent
@@ -83,6 +98,7 @@ def test_import_train_export_register_shadow_promote(tmp_path: Path) -> None:
     gs("train", "run", "--data", ds / "data.yaml", "--run", run, "--imgsz", 96, "--epochs", 25, "--batch", 8,
        "--close-mosaic", 5, "--yolo-config", yolo)  # fmt: skip
     assert (run / "weights" / "best.pt").exists()
+    assert_fine_tuning_starts_from(run, ds, tmp_path / "fine-tune", yolo)
 
     out = gs("train", "export", "--weights", run / "weights" / "best.pt", "--data", ds / "data.yaml",
              "--out", tmp_path / "export", "--width", 160, "--height", 96, "--calibration", 24,
