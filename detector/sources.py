@@ -357,7 +357,7 @@ class _DueDecoder:
             return []
         for f in self._decode(packet, ctx):
             ft = None if f.time is None else f.time + self.offset
-            if ft is None or (self.next_due is not None and ft < self.next_due - 1e-3):
+            if ft is None or ft < self.next_due - 1e-3:
                 continue
             self._advance(ft)
             if self.gop is None or self.last_key is None or self.next_due >= self.last_key + self.gop:
@@ -381,7 +381,7 @@ class _DueDecoder:
         return [(frames[-1].to_ndarray(format="bgr24"), t)]
 
     def _advance(self, t: float) -> None:
-        nxt = (self.next_due if self.next_due is not None else t) + self.cadence
+        nxt = self.next_due + self.cadence  # set at the first packet
         while nxt <= t:  # fell behind (e.g. long GOP): skip to the next slot after t
             nxt += self.cadence
         self.next_due = nxt
