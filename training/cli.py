@@ -112,6 +112,13 @@ def _time_limit(text: str) -> tuple[float, str]:
         raise argparse.ArgumentTypeError(f"expected 'AMOUNT UNIT', e.g. '4 working_hours' (got {text!r})") from None
 
 
+def _class_count(text: str) -> tuple[str, int]:
+    name, _, n = text.partition("=")
+    if not name or not n.isdigit():
+        raise argparse.ArgumentTypeError(f"expected CLASS=N, e.g. garbage=2 (got {text!r})")
+    return name, int(n)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from training.train import TrainSpec, train
 
@@ -127,10 +134,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         patience=args.patience,
         close_mosaic=args.close_mosaic,
         cache=not args.no_cache,
+        repeat=tuple(args.repeat or ()),
     )
     try:
         best = train(spec, config_dir=args.yolo_config, command=["gridsight", "train", *sys.argv[2:]])
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:
         print(e, file=sys.stderr)
         return 1
     print(f"best weights: {best}")
@@ -292,6 +300,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--patience", type=int, default=30)
     run.add_argument("--close-mosaic", type=int, help="last epochs without mosaic (default 10)")
     run.add_argument("--no-cache", action="store_true", help="decode images from disk every epoch")
+    run.add_argument(
+        "--repeat",
+        type=_class_count,
+        action="append",
+        metavar="CLASS=N",
+        help="show training images holding CLASS N times an epoch (repeatable): more steps for a rare class",
+    )
     run.add_argument("--yolo-config", type=Path, default=DEFAULT_YOLO_CONFIG)
     run.set_defaults(func=cmd_train)
 

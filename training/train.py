@@ -17,6 +17,10 @@ import shutil
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ultralytics import YOLO
 
 #: the font names ultralytics looks up in its config dir (it downloads them otherwise)
 _FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
@@ -36,6 +40,7 @@ class TrainSpec:
     patience: int = 30
     close_mosaic: int | None = None  # new run: 10; resumed run: None keeps the stored value
     cache: bool = True  # decoded images in RAM: the CPU decodes each image once, not every epoch
+    repeat: tuple[tuple[str, int], ...] = ()  # (class, n): training images holding it are seen n times an epoch
 
 
 def offline_env(config_dir: Path) -> None:
@@ -51,6 +56,14 @@ def offline_env(config_dir: Path) -> None:
             shutil.copyfile(font, config_dir / name)
     os.environ["YOLO_CONFIG_DIR"] = str(config_dir.resolve())
     os.environ["YOLO_OFFLINE"] = "1"
+
+
+def _all_cores(model: YOLO) -> YOLO:
+    """On CPU ultralytics trains with one thread fewer than there are cores: half of a 2-core machine."""
+    import torch
+
+    model.add_callback("on_pretrain_routine_start", lambda _trainer: torch.set_num_threads(os.cpu_count() or 1))
+    return model
 
 
 def _finished(last: Path) -> bool:
@@ -76,7 +89,7 @@ def train(spec: TrainSpec, *, config_dir: Path, command: list[str] | None = None
     if last.exists() and not _finished(last):
         _reschedule(last, spec)
         print(f"resuming {last}", flush=True)
-        YOLO(str(last)).train(resume=True)
+        _all_cores(YOLO(str(last))).train(resume=True)
         return weights / "best.pt"
     if last.exists():
         print(f"{run_dir}: already trained to the end; start a new run folder to train again", flush=True)
@@ -86,11 +99,12 @@ def train(spec: TrainSpec, *, config_dir: Path, command: list[str] | None = None
     if spec.model.endswith(".pt") and not Path(spec.model).exists():
         raise FileNotFoundError(f"model: {spec.model} does not exist (no downloads: give a local file or a YAML)")
     run_dir.mkdir(parents=True, exist_ok=True)
+    data = repeat_classes(Path(spec.data), dict(spec.repeat), run_dir) if spec.repeat else Path(spec.data)
     record = {**asdict(spec), "data": str(spec.data), "run_dir": str(spec.run_dir)}
     record["command"] = shlex.join(command or sys.argv)
     (run_dir / SPEC_FILE).write_text(json.dumps(record, indent=1))
-    YOLO(spec.model).train(
-        data=str(Path(spec.data).resolve()),
+    _all_cores(YOLO(spec.model)).train(
+        data=str(data.resolve()),
         epochs=spec.epochs or 60,
         imgsz=spec.imgsz,
         batch=spec.batch,
@@ -110,6 +124,40 @@ def train(spec: TrainSpec, *, config_dir: Path, command: list[str] | None = None
         verbose=True,
     )
     return weights / "best.pt"
+
+
+def repeat_classes(data: Path, repeats: dict[str, int], out_dir: Path) -> Path:
+    """Writes `out_dir/data.yaml`, whose training list names each image holding a class of
+    `repeats` that many times (the largest, if it holds several); validation is unchanged.
+
+    A class with few boxes (garbage has half as many as the bins in the bundled data) then
+    gets as many gradient steps per epoch as the others, without copying any image.
+
+    Raises:
+        ValueError: a class is not in the dataset, or a count is below 1.
+    """
+    import yaml
+
+    from training.datasets import ImportReport, read_yolo
+
+    data = Path(data).resolve()
+    meta = yaml.safe_load(data.read_text(encoding="utf-8")) or {}
+    names = meta.get("names") or []
+    names = [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
+    for name, n in repeats.items():
+        if name not in names:
+            raise ValueError(f"repeat: {name!r} is not a class of {data} (classes: {', '.join(names)})")
+        if n < 1:
+            raise ValueError(f"repeat: {name}={n}: the count must be at least 1")
+    lines = []
+    for s in read_yolo(data.parent, ImportReport()):
+        if s.split == "train":
+            lines += [str(s.image)] * max([repeats.get(b.cls, 1) for b in s.boxes], default=1)
+    out_dir = Path(out_dir).resolve()
+    (out_dir / "train.txt").write_text("".join(f"{line}\n" for line in sorted(lines)))
+    out = {**meta, "path": str(data.parent), "train": str(out_dir / "train.txt"), "val": str(data.parent / meta["val"])}
+    (out_dir / "data.yaml").write_text(yaml.safe_dump(out, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return out_dir / "data.yaml"
 
 
 def _reschedule(last: Path, spec: TrainSpec) -> None:

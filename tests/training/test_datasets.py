@@ -193,3 +193,27 @@ def test_unusable_yolo_sources_are_refused_as_a_whole(tmp_path: Path, class_map:
     make(tmp_path / "src")
     with pytest.raises(DatasetError, match=match):
         import_dataset("yolo", tmp_path / "src", tmp_path / "ds", class_map)
+
+
+def test_repeat_lists_images_of_a_rare_class_several_times(tmp_path: Path, class_map: ClassMap) -> None:
+    from training.train import repeat_classes
+
+    src = tmp_path / "src"
+    labels = {"a": "0 .5 .5 .2 .2\n", "b": "1 .5 .5 .2 .2\n0 .2 .2 .1 .1\n", "c": "1 .5 .5 .2 .2\n", "d": ""}
+    for stem, lines in labels.items():
+        jpeg(src / "images" / "train" / f"{stem}.jpg")
+        write(src / "labels" / "train" / f"{stem}.txt", lines)
+    jpeg(src / "images" / "valid" / "v.jpg")
+    write(src / "labels" / "valid" / "v.txt", "0 .5 .5 .2 .2\n")
+    write(src / "data.yaml", yaml.safe_dump({"names": ["garbage", "garbage_bin"]}))
+    ds = tmp_path / "ds"
+    import_dataset("yolo", src, ds, class_map, prefix="s")
+    run = tmp_path / "run"
+    run.mkdir()
+
+    data = yaml.safe_load(repeat_classes(ds / "data.yaml", {"garbage": 3, "garbage_bin": 2}, run).read_text())
+    listed = [Path(p).stem for p in Path(data["train"]).read_text().splitlines()]
+    assert sorted(listed) == ["s__a"] * 3 + ["s__b"] * 3 + ["s__c"] * 2 + ["s__d"]  # the largest count wins
+    assert Path(data["val"]) == ds / "images" / "val" and data["names"] == CLASSES
+    with pytest.raises(ValueError, match="'litter' is not a class"):
+        repeat_classes(ds / "data.yaml", {"litter": 2}, run)

@@ -79,7 +79,9 @@ def train_losses(run: Path) -> list[float]:
 def assert_fine_tuning_starts_from(source_run: Path, ds: Path, run: Path, yolo: Path) -> None:
     """`train run --model x.pt` continues from x's weights (ultralytics' `pretrained=False` would drop them)."""
     gs("train", "run", "--data", ds / "data.yaml", "--run", run, "--model", source_run / "weights" / "best.pt",
-       "--imgsz", 96, "--epochs", 1, "--batch", 8, "--yolo-config", yolo)  # fmt: skip
+       "--imgsz", 96, "--epochs", 1, "--batch", 8, "--repeat", "garbage=2", "--yolo-config", yolo)  # fmt: skip
+    listed = (run / "train.txt").read_text().splitlines()  # what ultralytics trained on
+    assert len(listed) > len(set(listed)) and (ds / "images" / "val").exists()
     source = train_losses(source_run)
     assert train_losses(run)[0] < (source[0] + source[-1]) / 2  # near where the source ended, not where it began
 
