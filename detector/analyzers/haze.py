@@ -39,7 +39,9 @@ rules' schedule). In daylight a larger share of changed pixels is required.
 
 A view that moved (camera knocked, PTZ off its preset) is skipped: a shift
 found by phase correlation against the reference image suspends evaluation,
-and when it persists the baselines are re-learned from the new view.
+and when it persists the baselines are re-learned from the new view. A shift
+of a few pixels is sway (a pole in the wind): the frame is shifted back by
+whole pixels (interpolation would blur it, and blur reads as haze) and analysed.
 """
 
 from __future__ import annotations
@@ -138,6 +140,9 @@ class HazeParams:
     max_motion_gap_s: float = 60.0
     #: a global shift above this (pixels of the analysed copy) suspends evaluation; 0 = off
     max_shift_px: float = 1.5
+    #: ... unless it is at most this: sway, shifted back and analysed (skipping it would drop
+    #: half the analyses of a camera on a pole in the wind)
+    sway_px: float = 4.0
     #: this many shifted analyses in a row re-learn the view
     shift_relearn: int = 3
 
@@ -205,11 +210,7 @@ class HazeAnalyzer(Analyzer):
         h, w = small.shape[:2]
         if self._shape != (h, w):
             self._setup(h, w)
-        grey = cv2.transform(small, np.float32([[0.114, 0.587, 0.299]]))
-        blurred = cv2.GaussianBlur(grey, (5, 5), 0)
-        # motion is measured on a coarser copy: defocus, codec noise and 1-px shake only touch fine detail
-        coarse = cv2.GaussianBlur(grey, (0, 0), 2.0)
-        feats = self._features(small, grey)
+        blurred, coarse, feats = self._derived(small)
 
         if self._short is None or self._view is None:
             self._short, self._short_ts, self._view = feats.copy(), now, blurred.copy()
@@ -223,9 +224,15 @@ class HazeAnalyzer(Analyzer):
             self._short_ts = now
             self._adapt_until = -math.inf
 
-        if p.max_shift_px > 0 and self._moved(blurred):  # skipped (and, if it persists, re-learned)
-            self._prev, self._prev_ts = coarse, now
-            return Observations()
+        if p.max_shift_px > 0:
+            sway = self._sway(blurred)
+            if sway is None:  # moved: skipped (and, if it persists, re-learned)
+                self._prev, self._prev_ts = coarse, now
+                return Observations()
+            if sway != (0, 0):
+                back = np.float32([[1, 0, -sway[0]], [0, 1, -sway[1]]])
+                small = cv2.warpAffine(small, back, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REPLICATE)
+                blurred, coarse, feats = self._derived(small)
 
         boxes: list[tuple[float, float, float, float]] = []
         scores: list[float] = []
@@ -489,8 +496,16 @@ class HazeAnalyzer(Analyzer):
             "activity": round(float(score), 3),
         }
 
-    def _moved(self, blurred: F32) -> bool:
-        """True (and evaluation is skipped) while the view is shifted against the reference view."""
+    def _derived(self, small: F32) -> tuple[F32, F32, F32]:
+        """Lightly blurred grey (shift checks), coarse grey (motion) and block features."""
+        grey = cv2.transform(small, np.float32([[0.114, 0.587, 0.299]]))
+        blurred = cv2.GaussianBlur(grey, (5, 5), 0)
+        # motion is measured on a coarser copy: defocus, codec noise and 1-px shake only touch fine detail
+        coarse = cv2.GaussianBlur(grey, (0, 0), 2.0)
+        return blurred, coarse, self._features(small, grey)
+
+    def _sway(self, blurred: F32) -> tuple[int, int] | None:
+        """The whole-pixel shift to undo ((0, 0): none), or None while the view is moved (skip it)."""
         p = self.params
         assert self._view is not None
         h, w = blurred.shape
@@ -498,15 +513,19 @@ class HazeAnalyzer(Analyzer):
             self._hann = cv2.createHanningWindow((w, h), cv2.CV_32F)
         # copies: OpenCV's phaseCorrelate applies the window to its inputs in place
         (dx, dy), response = cv2.phaseCorrelate(self._view.copy(), blurred.copy(), self._hann)
-        if math.hypot(dx, dy) <= p.max_shift_px or response < 0.05:
+        shift = math.hypot(dx, dy)
+        if shift <= p.max_shift_px or response < 0.05:
             self._shifts = 0
-            return False
+            return 0, 0
+        if shift <= p.sway_px:
+            self._shifts = 0
+            return round(dx), round(dy)
         self._shifts += 1
         if self._shifts >= p.shift_relearn:  # the camera stays where it was knocked: start over
             shape = self._shape
             assert shape is not None
             self._setup(*shape)
-        return True
+        return None
 
     def _learn(self, now: float, hour: int, feats: F32, blurred: F32, frozen: NDArray[np.bool_]) -> None:
         p = self.params
