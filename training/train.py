@@ -88,6 +88,7 @@ def train(spec: TrainSpec, *, config_dir: Path, command: list[str] | None = None
     last = weights / "last.pt"
     if last.exists() and not _finished(last):
         _reschedule(last, spec)
+        _note_resume(run_dir, command)
         print(f"resuming {last}", flush=True)
         _all_cores(YOLO(str(last))).train(resume=True)
         return weights / "best.pt"
@@ -178,6 +179,15 @@ def _reschedule(last: Path, spec: TrainSpec) -> None:
     print(f"resuming with {want} (was epochs={args.get('epochs')}, close_mosaic={args.get('close_mosaic')})")
     args.update(want)
     torch.save(ckpt, last)
+
+
+def _note_resume(run_dir: Path, command: list[str] | None) -> None:
+    """The manifest's training command names every resumption too (one may change the length)."""
+    path = run_dir / SPEC_FILE
+    if path.exists():
+        record = json.loads(path.read_text())
+        record["command"] += f"; resumed: {shlex.join(command or sys.argv)}"
+        path.write_text(json.dumps(record, indent=1))
 
 
 def train_record(run_dir: Path) -> dict:

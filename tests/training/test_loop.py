@@ -10,6 +10,7 @@ finds it.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -86,15 +87,46 @@ def assert_fine_tuning_starts_from(source_run: Path, ds: Path, run: Path, yolo: 
     assert train_losses(run)[0] < (source[0] + source[-1]) / 2  # near where the source ended, not where it began
 
 
+def import_shapes(tmp_path: Path, n_train: int, n_val: int) -> tuple[Path, Path, str]:
+    """A generated YOLO source (squares, discs), imported as garbage/overflow: (source, dataset, report)."""
+    src = make_shapes_dataset(tmp_path / "shapes", n_train, n_val).parent
+    mapping = tmp_path / "classes.yaml"
+    mapping.write_text(
+        yaml.safe_dump({"classes": ["garbage", "overflow"], "map": {"square": "garbage", "disc": "overflow"}})
+    )
+    ds = tmp_path / "dataset"
+    report = gs("train", "dataset", "import", "--format", "yolo", "--source", src, "--classes", mapping, "--out", ds)
+    return src, ds, report
+
+
+def test_an_interrupted_run_resumes_where_it_stopped_with_a_new_length(tmp_path: Path) -> None:
+    _, ds, _ = import_shapes(tmp_path, 24, 8)
+    run = tmp_path / "run"
+    args = ["train", "run", "--data", ds / "data.yaml", "--run", run, "--imgsz", 64, "--batch", 8,
+            "--yolo-config", tmp_path / "yolo-config"]  # fmt: skip
+    first = subprocess.Popen([sys.executable, "-m", "detector.cli", *map(str, args), "--epochs", "6"])
+    try:
+        deadline = time.monotonic() + 300
+        while not (run / "weights" / "last.pt").exists() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # last.pt is written in one go; let it land
+        first.kill()  # interrupted after its first epoch or two
+    finally:
+        first.wait()
+    done = len(train_losses(run))
+    assert 1 <= done < 6, f"{done} epochs before the interruption"
+
+    out = gs(*args, "--epochs", 7)  # the same command resumes; here with a new length
+    assert "resuming" in out
+    epochs = [int(r.split(",")[0]) for r in (run / "results.csv").read_text().splitlines()[1:]]
+    assert epochs == list(range(1, 8))  # each epoch once: none repeated, none lost
+    record = json.loads((run / "gridsight_train.json").read_text())
+    assert "--epochs 6; resumed: " in record["command"] and record["command"].endswith("--epochs 7")
+
+
 def test_import_train_export_register_shadow_promote(tmp_path: Path) -> None:
     yolo = tmp_path / "yolo-config"
-    src = make_shapes_dataset(tmp_path / "shapes", 48, 12).parent
-    mapping = tmp_path / "classes.yaml"
-    names = {"classes": ["garbage", "overflow"], "map": {"square": "garbage", "disc": "overflow"}}
-    mapping.write_text(yaml.safe_dump(names))
-    ds = tmp_path / "dataset"
-
-    report = gs("train", "dataset", "import", "--format", "yolo", "--source", src, "--classes", mapping, "--out", ds)
+    src, ds, report = import_shapes(tmp_path, 48, 12)
     assert "garbage" in report and "overflow" in report
     run = tmp_path / "run"
     gs("train", "run", "--data", ds / "data.yaml", "--run", run, "--imgsz", 96, "--epochs", 25, "--batch", 8,
