@@ -139,24 +139,22 @@ def repeat_classes(data: Path, repeats: dict[str, int], out_dir: Path) -> Path:
     """
     import yaml
 
-    from training.datasets import ImportReport, read_yolo
+    from training.evaluate import load_split
 
-    data = Path(data).resolve()
-    meta = yaml.safe_load(data.read_text(encoding="utf-8")) or {}
-    names = meta.get("names") or []
-    names = [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
+    train = load_split(Path(data), "train")
     for name, n in repeats.items():
-        if name not in names:
-            raise ValueError(f"repeat: {name!r} is not a class of {data} (classes: {', '.join(names)})")
+        if name not in train.names:
+            raise ValueError(f"repeat: {name!r} is not a class of {data} (classes: {', '.join(train.names)})")
         if n < 1:
             raise ValueError(f"repeat: {name}={n}: the count must be at least 1")
     lines = []
-    for s in read_yolo(data.parent, ImportReport()):
-        if s.split == "train":
-            lines += [str(s.image)] * max([repeats.get(b.cls, 1) for b in s.boxes], default=1)
+    for im in train.images:
+        lines += [str(im.path)] * max([repeats.get(c, 1) for c in im.classes], default=1)
     out_dir = Path(out_dir).resolve()
     (out_dir / "train.txt").write_text("".join(f"{line}\n" for line in sorted(lines)))
-    out = {**meta, "path": str(data.parent), "train": str(out_dir / "train.txt"), "val": str(data.parent / meta["val"])}
+    root = Path(data).resolve().parent  # the layout training.datasets writes: images/train, images/val
+    out = {"path": str(root), "train": str(out_dir / "train.txt"), "val": str(root / "images" / "val")}
+    out["names"] = list(train.names)
     (out_dir / "data.yaml").write_text(yaml.safe_dump(out, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return out_dir / "data.yaml"
 
