@@ -119,7 +119,8 @@ def test_an_interrupted_run_resumes_where_it_stopped_with_a_new_length(tmp_path:
     out = gs(*args, "--epochs", 7)  # the same command resumes; here with a new length
     assert "resuming" in out
     epochs = [int(r.split(",")[0]) for r in (run / "results.csv").read_text().splitlines()[1:]]
-    assert epochs == list(range(1, 8))  # each epoch once: none repeated, none lost
+    # in order and none lost; an epoch killed between its results row and its checkpoint is run again
+    assert epochs == sorted(epochs) and sorted(set(epochs)) == list(range(1, 8)) and len(epochs) <= 8
     record = json.loads((run / "gridsight_train.json").read_text())
     assert "--epochs 6; resumed: " in record["command"] and record["command"].endswith("--epochs 7")
 
