@@ -133,6 +133,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         workers=args.workers,
         patience=args.patience,
         close_mosaic=args.close_mosaic,
+        warmup_epochs=args.warmup,
+        lr0=args.lr,
         cache=not args.no_cache,
         repeat=tuple(args.repeat or ()),
     )
@@ -299,6 +301,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--workers", type=int, default=2)
     run.add_argument("--patience", type=int, default=30)
     run.add_argument("--close-mosaic", type=int, help="last epochs without mosaic (default 10)")
+    run.add_argument(
+        "--warmup", type=float, default=3.0, help="epochs of LR warm-up (default 3; 0: a fine-tune decays from step 1)"
+    )
+    run.add_argument("--lr", type=float, help="AdamW at this initial LR (default: ultralytics picks, ~0.0009)")
     run.add_argument("--no-cache", action="store_true", help="decode images from disk every epoch")
     run.add_argument(
         "--repeat",

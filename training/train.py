@@ -39,6 +39,10 @@ class TrainSpec:
     workers: int = 2
     patience: int = 30
     close_mosaic: int | None = None  # new run: 10; resumed run: None keeps the stored value
+    # epochs of LR rising from 0 (ultralytics: 3); a short fine-tune sets 0 to decay over all of its epochs
+    warmup_epochs: float = 3.0
+    # None: ultralytics picks (AdamW at ~0.0009 on a small run), a peak that knocks a trained model back for epochs
+    lr0: float | None = None
     cache: bool = True  # decoded images in RAM: the CPU decodes each image once, not every epoch
     repeat: tuple[tuple[str, int], ...] = ()  # (class, n): training images holding it are seen n times an epoch
 
@@ -116,6 +120,8 @@ def train(spec: TrainSpec, *, config_dir: Path, command: list[str] | None = None
         workers=spec.workers,
         patience=spec.patience,
         close_mosaic=10 if spec.close_mosaic is None else spec.close_mosaic,
+        warmup_epochs=spec.warmup_epochs,
+        **({} if spec.lr0 is None else {"optimizer": "AdamW", "lr0": spec.lr0}),  # "auto" ignores lr0
         cache="ram" if spec.cache else False,
         pretrained=spec.model.endswith(".pt"),  # fine-tune from a local .pt; a YAML starts from random weights
         plots=False,

@@ -80,7 +80,10 @@ def train_losses(run: Path) -> list[float]:
 def assert_fine_tuning_starts_from(source_run: Path, ds: Path, run: Path, yolo: Path) -> None:
     """`train run --model x.pt` continues from x's weights (ultralytics' `pretrained=False` would drop them)."""
     gs("train", "run", "--data", ds / "data.yaml", "--run", run, "--model", source_run / "weights" / "best.pt",
-       "--imgsz", 96, "--epochs", 1, "--batch", 8, "--repeat", "garbage=2", "--yolo-config", yolo)  # fmt: skip
+       "--imgsz", 96, "--epochs", 1, "--batch", 8, "--repeat", "garbage=2", "--warmup", 0,
+       "--lr", 0.0005, "--yolo-config", yolo)  # fmt: skip
+    args = yaml.safe_load((run / "args.yaml").read_text())  # what ultralytics trained with
+    assert (args["warmup_epochs"], args["optimizer"], args["lr0"]) == (0, "AdamW", 0.0005)
     listed = (run / "train.txt").read_text().splitlines()  # what ultralytics trained on
     assert len(listed) > len(set(listed)) and (ds / "images" / "val").exists()
     source = train_losses(source_run)
