@@ -304,7 +304,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--warmup", type=float, default=3.0, help="epochs of LR warm-up (default 3; 0: a fine-tune decays from step 1)"
     )
-    run.add_argument("--lr", type=float, help="AdamW at this initial LR (default: ultralytics picks, ~0.0009)")
+    run.add_argument(
+        "--lr", type=float, help="AdamW at this initial LR (default: ultralytics picks; 0.0009 for 7 classes)"
+    )
     run.add_argument("--no-cache", action="store_true", help="decode images from disk every epoch")
     run.add_argument(
         "--repeat",
