@@ -159,8 +159,12 @@ def repeat_classes(data: Path, repeats: dict[str, int], out_dir: Path) -> Path:
     out_dir = Path(out_dir).resolve()
     (out_dir / "train.txt").write_text("".join(f"{line}\n" for line in sorted(lines)))
     root = Path(data).resolve().parent  # the layout training.datasets writes: images/train, images/val
-    out = {"path": str(root), "train": str(out_dir / "train.txt"), "val": str(root / "images" / "val")}
-    out["names"] = list(train.names)
+    out = {
+        "path": str(root),
+        "train": str(out_dir / "train.txt"),
+        "val": str(root / "images" / "val"),
+        "names": list(train.names),
+    }
     (out_dir / "data.yaml").write_text(yaml.safe_dump(out, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return out_dir / "data.yaml"
 
