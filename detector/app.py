@@ -10,6 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any, Literal
@@ -25,7 +26,7 @@ from detector import logs
 from detector.accounts import add_user, audit, generate_password, user_count
 from detector.analyzers.base import Analyzer, Stateful, pack_states, restore_states
 from detector.analyzers.haze import HazeAnalyzer, construction_zones
-from detector.analyzers.occupancy import VENDING, OccupancyAnalyzer, OccupancyParams
+from detector.analyzers.occupancy import PERSON, VENDING, OccupancyAnalyzer, OccupancyParams
 from detector.analyzers.onnx_detector import ObjectDetector, OnnxModel, OnnxModelError
 from detector.analyzers.tamper import TamperDetector
 from detector.analyzers.text import TextDetector
@@ -185,13 +186,16 @@ class GridSight:
 
     def _analyzers(self, cam: Camera, rules: CameraRules) -> list[Analyzer]:
         """The analyzers the camera's problems need (or its config forces)."""
-        out: list[Analyzer] = []
         needed = rules.labels
+        detectors = self._object_detectors(cam, needed)
+        out: list[Analyzer] = []
         occ = cam.analyzers.occupancy
         if occ.enabled or (occ.enabled is None and any(lbl.startswith("occupancy:") for lbl in needed)):
             polys = [z.polygon for z in cam.zones if z.purpose.value != "ignore"] or None
             params = OccupancyParams(work_width=occ.width, min_area=occ.min_area, people=VENDING in needed)
-            out.append(OccupancyAnalyzer(params, mask=polys))
+            finder = next((d for d in detectors if PERSON in (d.classes or d.model.classes)), None)
+            people = None if finder is None or not params.people else partial(finder.boxes, label=f"detector:{PERSON}")
+            out.append(OccupancyAnalyzer(params, mask=polys, people=people))
         if any(lbl.startswith("text:") for lbl in needed):
             walls = [z.polygon for z in cam.zones if z.purpose.value in ("wall", "pole")]
             if walls:
@@ -206,18 +210,34 @@ class GridSight:
                 log.warning(
                     "dust / night-construction problems need a construction_site zone", extra={"camera": cam.id}
                 )
-        det = cam.analyzers.detector
+        return out + detectors
+
+    def _object_detectors(self, cam: Camera, needed: frozenset[str]) -> list[ObjectDetector]:
+        """One detector per model with work to do: the trained model takes the detector classes
+        it knows, the people-and-vehicles model the rest (and the person cue of vending)."""
         wanted = {lbl.split(":", 1)[1] for lbl in needed if lbl.startswith("detector:")}
-        if det.enabled or (det.enabled is None and wanted):
-            version = self._desired.active.get(det.model)
-            model = self._model(det.model, version) if version else None
+        if VENDING in needed:
+            wanted.add(PERSON)
+        out = []
+        for role, settings in (("detector", cam.analyzers.detector), ("objects", cam.analyzers.objects)):
+            if not (settings.enabled or (settings.enabled is None and wanted)):
+                continue
+            version = self._desired.active.get(settings.model)
+            model = self._model(settings.model, version) if version else None
             if model is None:
-                log.warning("detector model not found; the camera runs without it", extra={"camera": cam.id})
-            else:
-                detector = ObjectDetector(model, classes=wanted & set(model.classes) or None)
-                self._tap(detector, det.model, cam.id, self._desired)
-                self._detectors.append((cam.id, det.model, detector))
-                out.append(detector)
+                log.warning(
+                    "detector model not found; the camera runs without it",
+                    extra={"camera": cam.id, "model": settings.model},
+                )
+                continue
+            mine = wanted & set(model.classes)
+            if settings.enabled is None and not mine:
+                continue
+            wanted -= mine
+            detector = ObjectDetector(model, classes=mine or None, name=role)
+            self._tap(detector, settings.model, cam.id, self._desired)
+            self._detectors.append((cam.id, settings.model, detector))
+            out.append(detector)
         return out
 
     def _model(self, name: str, version: str) -> OnnxModel | None:

@@ -200,6 +200,7 @@ class ZonePurpose(StrEnum):
     ROAD = "road"
     SIDEWALK = "sidewalk"
     GARBAGE_POINT = "garbage_point"
+    NO_PARKING = "no_parking"
     IGNORE = "ignore"
 
 
@@ -330,6 +331,13 @@ class DetectorSettings(Strict):
 class Analyzers(Strict):
     occupancy: OccupancySettings = OccupancySettings()
     detector: DetectorSettings = DetectorSettings()
+    objects: DetectorSettings = Field(
+        DetectorSettings(model="coco-objects"),
+        description=(
+            "People and vehicles (COCO classes): detector:<class> outputs that `detector` does not know,"
+            " and the person cue of vending (a vendor is a person beside new stationary goods)."
+        ),
+    )
 
 
 class Camera(Strict):

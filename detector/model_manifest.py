@@ -89,6 +89,14 @@ class DataLicence(_Strict):
     attribution: str | None = Field(None, description="Attribution text the licence requires, if any.")
 
 
+class WeightsOrigin(_Strict):
+    """Where weights that GridSight did not train came from, and under which terms."""
+
+    model: str = Field(min_length=1, description="What the weights are, e.g. 'NanoDet trained on COCO'.")
+    licence: str = Field(min_length=1, description="Licence of the weights (SPDX where possible).")
+    source: str = Field(min_length=1, description="Package or address they were taken from.")
+
+
 class ModelManifest(_Strict):
     """Everything the runtime needs to know about a model besides its weights."""
 
@@ -110,6 +118,9 @@ class ModelManifest(_Strict):
     max_detections: int = Field(100, gt=0, description="Most boxes kept per image after NMS.")
     metrics: dict[str, Any] = Field(
         default_factory=dict, description="Free-form evaluation results, e.g. {'mAP50': 0.61}; informative only."
+    )
+    weights: WeightsOrigin | None = Field(
+        None, description="Origin and licence of weights taken from elsewhere; none: trained by GridSight."
     )
     data_licences: list[DataLicence] = Field(
         default_factory=list, description="Licences of every data set the weights were trained on."

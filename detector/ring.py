@@ -8,6 +8,7 @@ camera sent.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -99,6 +100,17 @@ class PacketRing:
             else:
                 self._requests.append(req)
         return req.future
+
+    def drain(self, template: av.stream.Stream, stop: threading.Event, timeout_s: float) -> None:
+        """At the end of a file: waits (at most `timeout_s`) until every frame handed to analysis
+        was analysed, then writes every clip requested, cut at the end of what was read."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not stop.is_set():
+            with self._lock:
+                if not self._waiting:
+                    break
+            stop.wait(0.05)
+        self.serve(template, None, flush=True)
 
     def close(self) -> None:
         """Called when the reader ends: pending and future requests get no clip."""

@@ -159,7 +159,8 @@ def object_names(obs: Observations) -> list[str]:
     rules still match on the original labels.
     """
     names = list(obs.labels)
-    det = [j for j, lbl in enumerate(obs.labels) if lbl.startswith("detector:")]
+    # a person beside or in front of a stall does not name it
+    det = [j for j, lbl in enumerate(obs.labels) if lbl.startswith("detector:") and lbl != "detector:person"]
     if not det:
         return names
     for i, lbl in enumerate(obs.labels):

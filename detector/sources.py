@@ -41,6 +41,8 @@ from detector.types import Frame
 log = logging.getLogger(__name__)
 
 DEFAULT_FILE_START = datetime(2026, 1, 5, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+#: wall seconds a finished file waits for the analysis to catch up, so its last incidents get their clips
+FILE_END_DRAIN_S = 20.0
 
 FrameSink = Callable[[Frame], None]
 
@@ -284,6 +286,8 @@ class StreamReader(Reader):
                 if not got and self._loop_offset == 0.0:
                     raise SourceError(f"{self.safe_url}: no readable video packets")
                 if not self.source.loop:
+                    if self.ring is not None:  # the analysis may be behind: its last clips come from here
+                        self.ring.drain(stream, self._stop, timeout_s=FILE_END_DRAIN_S)
                     return True
                 # Loop: continue the clock where the file ended.
                 self._loop_offset = demux.last_t + (1.0 / float(stream.average_rate or 25))

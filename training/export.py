@@ -254,6 +254,7 @@ def quantize_int8(
     method: Calibration = "minmax",
     activations: Literal["uint8", "int8"] = "uint8",
     preprocess: bool = True,
+    op_types: Sequence[str] | None = None,
     version_suffix: str = "-int8",
 ) -> Path:
     """Static INT8 (QDQ) quantization of the model folder `fp32_dir` into `model_dir`.
@@ -261,6 +262,7 @@ def quantize_int8(
     `images` calibrate the activation ranges (a few hundred are plenty; they go through the
     runtime's preprocessing). `exclude_head` keeps `head_tail_nodes` in float. `preprocess`
     runs onnxruntime's `quant_pre_process` (shape inference and graph fusions) first.
+    `op_types` limits quantization to those operators (None: every one ONNX Runtime can).
     Activations are uint8 and weights int8 (U8S8), ONNX Runtime's fast path on x86.
 
     Raises:
@@ -294,6 +296,7 @@ def quantize_int8(
             activation_type=QuantType.QUInt8 if activations == "uint8" else QuantType.QInt8,
             weight_type=QuantType.QInt8,
             nodes_to_exclude=exclude,
+            op_types_to_quantize=list(op_types) if op_types else None,
             calibrate_method={
                 "minmax": CalibrationMethod.MinMax,
                 "entropy": CalibrationMethod.Entropy,

@@ -34,6 +34,13 @@ it — in at least `people_k` of the last `people_n` analyses is reported a
 second time as "occupancy:vending", with the count in its extras. A pile of
 goods is too low for a passer to count, and a passer is beside an object in
 one analysis, not in several.
+
+With a people detector (`people=` a function giving a frame's person boxes, the
+COCO model's), the person cue is learned instead of shaped: only a detected
+person counts, so bottles, bollards and bins beside goods are no vendors, and
+a stationary object that is mostly one detected person (someone standing
+still) is not reported at all. The detector runs only on analyses that hold a
+stationary object.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ import io
 import math
 import zipfile
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -59,6 +66,8 @@ Polygon = Sequence[tuple[float, float]]
 
 LABEL = "occupancy:stationary"
 VENDING = "occupancy:vending"
+#: the detector class that a person cue comes from
+PERSON = "person"
 _STATE_VERSION = 1
 
 F32 = NDArray[np.float32]
@@ -144,8 +153,14 @@ class OccupancyAnalyzer(Analyzer):
     name = "occupancy"
     gated = False  # its backgrounds learn from every due frame; it is what tells change apart
 
-    def __init__(self, params: OccupancyParams | None = None, mask: Sequence[Polygon] | None = None) -> None:
+    def __init__(
+        self,
+        params: OccupancyParams | None = None,
+        mask: Sequence[Polygon] | None = None,
+        people: Callable[[Frame], NDArray[np.float32]] | None = None,
+    ) -> None:
         self.params = params or OccupancyParams()
+        self._find_people = people
         if self.params.short_frames < 3:
             raise ValueError("short_frames must be >= 3")
         self._polygons = None if mask is None else [np.asarray(p, np.float32).reshape(-1, 2) for p in mask]
@@ -160,7 +175,8 @@ class OccupancyAnalyzer(Analyzer):
         self._shifts: list[tuple[float, float]] = []  # consecutive camera shifts seen
         self._hann: F32 | None = None
         # person-shaped foreground blobs (normalised xyxy) of the last people_n analyses
-        self._people: deque[NDArray[np.float32]] = deque(maxlen=self.params.people_n)
+        # (epoch s, boxes): only the analyses since an object came count for it
+        self._people: deque[tuple[float, NDArray[np.float32]]] = deque(maxlen=self.params.people_n)
         self._wh = 16 / 9  # width / height of the view: normalised boxes to pixel shapes
 
     # ------------------------------------------------------------------ API
@@ -223,8 +239,6 @@ class OccupancyAnalyzer(Analyzer):
             d_long &= ~illum
         static = self._clean(d_long & d_sl & ~d_short)
         occupied = d_sl | static
-        if p.people:
-            self._people.append(self._person_boxes(d_long))
 
         since = self._since
         since[~occupied] = np.nan
@@ -236,8 +250,8 @@ class OccupancyAnalyzer(Analyzer):
             since[ghosts] = np.nan
             occupied &= ~ghosts
 
-        if p.people and len(obs):
-            obs = self._vending(obs)
+        if p.people:
+            obs = self._with_people(obs, frame, d_long)
         expired = occupied & (now - np.nan_to_num(since, nan=now) >= p.max_static_minutes * 60.0)
         if expired.any():
             bg[expired] = short[expired]
@@ -448,15 +462,37 @@ class OccupancyAnalyzer(Analyzer):
         ]
         return np.asarray(keep, np.float32).reshape(-1, 4)
 
-    def _vending(self, obs: Observations) -> Observations:
+    def _with_people(self, obs: Observations, frame: Frame, fg: Mask) -> Observations:
+        """Records this analysis' people and adds the VENDING copies of `obs` (see the module doc)."""
+        now = frame.ts.timestamp()
+        if self._find_people is None:
+            self._people.append((now, self._person_boxes(fg)))
+            return self._vending(obs, detected=False) if len(obs) else obs
+        people = self._find_people(frame) if len(obs) else np.zeros((0, 4), np.float32)
+        self._people.append((now, people))
+        if not len(obs):
+            return obs
+        keep = ~_mostly_person(obs.xyxy, people)
+        if not keep.all():
+            obs = Observations.build(
+                obs.xyxy[keep],
+                obs.scores[keep],
+                [obs.labels[i] for i in np.flatnonzero(keep)],
+                [obs.extras[i] for i in np.flatnonzero(keep)],
+            )
+        return self._vending(obs, detected=True) if len(obs) else obs
+
+    def _vending(self, obs: Observations, *, detected: bool) -> Observations:
         """`obs` plus a VENDING copy of every object with people beside it in enough recent analyses."""
         p = self.params
         boxes, scores, extras = [], [], []
         for box, score, extra in zip(obs.xyxy, obs.scores, obs.extras, strict=True):
-            if box[3] - box[1] >= p.person_aspect * (box[2] - box[0]) * self._wh:
+            if not detected and box[3] - box[1] >= p.person_aspect * (box[2] - box[0]) * self._wh:
                 extra["people"] = 0  # a person standing still is no stall, whoever stands beside them
                 continue
-            seen = sum(bool(_beside(box, people, p.person_height).any()) for people in self._people)
+            # people around the spot before the object came (an earlier stall's buyers) do not count
+            since = datetime.fromisoformat(extra["static_since"]).timestamp()
+            seen = sum(bool(_beside(box, people, p.person_height).any()) for t, people in self._people if t >= since)
             extra["people"] = seen
             if seen >= p.people_k:
                 boxes.append(box)
@@ -547,6 +583,22 @@ class OccupancyAnalyzer(Analyzer):
         return Observations.build(boxes, scores, [LABEL] * len(boxes), extras), ghosts
 
 
+def _mostly_person(objs: NDArray[np.float32], people: NDArray[np.float32]) -> Mask:
+    """Which object boxes are mostly one person: a person box covers ≥ 60 % of the object
+    box, which is at most 1.5 times the person's size (a person beside a stall: not so)."""
+    if not len(people) or not len(objs):
+        return np.zeros(len(objs), bool)
+    ix = np.clip(
+        np.minimum(objs[:, None, 2], people[None, :, 2]) - np.maximum(objs[:, None, 0], people[None, :, 0]), 0, None
+    )
+    iy = np.clip(
+        np.minimum(objs[:, None, 3], people[None, :, 3]) - np.maximum(objs[:, None, 1], people[None, :, 1]), 0, None
+    )
+    area_o = ((objs[:, 2] - objs[:, 0]) * (objs[:, 3] - objs[:, 1]))[:, None]
+    area_p = ((people[:, 2] - people[:, 0]) * (people[:, 3] - people[:, 1]))[None, :]
+    return ((ix * iy >= 0.6 * area_o) & (area_o <= 1.5 * area_p)).any(axis=1)
+
+
 def _beside(obj: NDArray[np.float32], people: NDArray[np.float32], height: tuple[float, float]) -> Mask:
     """Which person boxes stand beside the object box: their size, foot line and distance fit a person at it."""
     if not len(people):
@@ -565,7 +617,7 @@ def _beside(obj: NDArray[np.float32], people: NDArray[np.float32], height: tuple
         & (py1 >= oy1 - 0.6 * oh)  # feet (or what is seen of them) near the object's foot line: same depth
         & (py1 <= oy1 + 0.3 * oh)
         & (gap <= np.maximum(0.5 * ow, ph))  # within reach
-        & (inter < 0.6 * (px1 - px0) * ph)  # not the object itself
+        & (inter < 0.6 * (px1 - px0) * ph)  # not the object itself (nor a trolley's pusher, merged with it)
     )
 
 

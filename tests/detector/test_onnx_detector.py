@@ -332,7 +332,7 @@ def test_object_detector_filters_classes(tmp_path: Path) -> None:
     assert ObjectDetector(model).analyze(frame).labels == ("detector:car", "detector:litter")
     only = ObjectDetector(model, classes={"litter"}).analyze(frame)
     assert only.labels == ("detector:litter",) and only.extras == ({"class_id": 1},)
-    assert ObjectDetector.name == "detector"
+    assert ObjectDetector(model).name == "detector"
     with pytest.raises(ValueError, match="bus"):
         ObjectDetector(model, classes={"bus"})
 
