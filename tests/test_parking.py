@@ -56,12 +56,13 @@ def _frames(bike: np.ndarray, bicycle: np.ndarray) -> Iterator[np.ndarray]:
 
 
 def test_a_motorcycle_parked_in_the_zone_opens_one_09010_and_a_bicycle_outside_nothing(tmp_path: Path) -> None:
-    bike, bicycle = _sprite(*MOTORCYCLE, height=130), _sprite(*BICYCLE, height=120)
+    bike, bicycle = _sprite(*MOTORCYCLE, height=130), _sprite(*BICYCLE, height=150)
     store = ModelStore(REPO / "models")
     coco = OnnxModel(store.path("coco-objects", store.default_version("coco-objects")))
-    frame = next(islice(_frames(bike, bicycle), 61, None))
-    seen = coco.predict([frame], classes=["bicycle", "motorcycle"])[0]
-    assert set(seen.labels) == {"detector:motorcycle", "detector:bicycle"}, "the pasted vehicles"
+    frames = list(islice(_frames(bike, bicycle), 60, 70))
+    seen = [set(coco.predict([f], classes=["bicycle", "motorcycle"])[0].labels) for f in frames]
+    for label in ("detector:motorcycle", "detector:bicycle"):  # the pasted vehicles are seen
+        assert sum(label in s for s in seen) >= len(frames) // 2, (label, seen)
 
     video = tmp_path / "parking.mp4"
     encode_atomically(_frames(bike, bicycle), video, SPEC)
