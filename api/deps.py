@@ -38,6 +38,8 @@ class ApiContext:
     model_store: ModelStore | None = None  # the models folder (versions, deployments)
     runtime_stats: Callable[[], dict[str, dict[str, float]]] = dict  # per camera: analyses, seconds, lag
     cookie_secure: bool = False
+    #: normalised person boxes in a BGR picture (the people-and-vehicles model); none: faces only
+    people: Callable[[NDArray[np.uint8]], NDArray[np.float32]] | None = None
 
 
 def get_context(request: Request) -> ApiContext:

@@ -2,7 +2,8 @@
 
 Nothing internal leaves through here: no camera ids or addresses of streams,
 no database ids, no operator names. Pictures are the clean (and "after")
-evidence, pixelated outside the problem's box; public copies are cached under
+evidence, pixelated outside the problem's box and on the heads of the people in it;
+public copies are cached under
 the evidence root by the original's content hash.
 """
 
@@ -82,7 +83,8 @@ def _public_file(ctx: ApiContext, original: EvidenceFile, box: list[float]) -> F
         if image is None:
             raise HTTPException(404, "the picture is no longer available")
         cached.parent.mkdir(exist_ok=True)
-        blurred = public_copy(image, [tuple(box)])
+        people = ctx.people(image) if ctx.people is not None else ()
+        blurred = public_copy(image, [tuple(box)], [tuple(p) for p in people])
         tmp = cached.with_suffix(".tmp.jpg")
         cv2.imwrite(str(tmp), blurred, [cv2.IMWRITE_JPEG_QUALITY, 85])
         tmp.replace(cached)

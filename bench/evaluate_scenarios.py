@@ -384,8 +384,9 @@ def real_clips(hours: float, root: Path, cadence_s: float = CADENCE_S) -> tuple[
     if not clips:
         return [], 0.0
     full = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
-    zones = [_zone(p.replace("_", "-"), p, full) for p in ("no_vending", "shop_front", "wall", "construction_site")]
-    problems = ["09006", "09005", "09001", "07001", "08004", "08001"]
+    purposes = ("no_vending", "shop_front", "wall", "construction_site", "no_parking")
+    zones = [_zone(p.replace("_", "-"), p, full) for p in purposes]
+    problems = ["09006", "09005", "09001", "07001", "08004", "08001", "09010"]
     cams = [
         {**_camera(clip.stem[:40], clip, "2026-03-02T18:00:00+08:00", zones, problems, schedules=NIGHT,
                    rules={"08001": {"schedule": "night"}}, cadence_s=cadence_s),

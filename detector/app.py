@@ -8,6 +8,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -30,7 +31,7 @@ from detector.analyzers.occupancy import PERSON, VENDING, OccupancyAnalyzer, Occ
 from detector.analyzers.onnx_detector import ObjectDetector, OnnxModel, OnnxModelError
 from detector.analyzers.tamper import TamperDetector
 from detector.analyzers.text import TextDetector
-from detector.config import Camera, HttpJsonPlatform, LoadedConfig, LocalPlatform, load_config
+from detector.config import Analyzers, Camera, HttpJsonPlatform, LoadedConfig, LocalPlatform, load_config
 from detector.db import CameraHealthEvent, CameraLease, CameraRow, ModelFinding, open_database
 from detector.demo_camera import demo_camera
 from detector.deployments import DeploymentError, Desired, ModelStore, desired
@@ -240,6 +241,15 @@ class GridSight:
             out.append(detector)
         return out
 
+    def _people_finder(self) -> Callable[[NDArray[np.uint8]], NDArray[np.float32]] | None:
+        """Person boxes in a picture from the people-and-vehicles model, for the public copies."""
+        name = Analyzers().objects.model
+        version = self._desired.active.get(name)
+        model = self._model(name, version) if version else None
+        if model is None or PERSON not in model.classes:
+            return None
+        return lambda image: model.predict([image], classes=[PERSON])[0].xyxy
+
     def _model(self, name: str, version: str) -> OnnxModel | None:
         """One session per model version, shared by every camera; None (said once) if it cannot load."""
         key = (name, version)
@@ -295,6 +305,7 @@ class GridSight:
             latest_frame=self._latest_frame,
             model_store=self.model_store,
             runtime_stats=self._runtime_stats,
+            people=self._people_finder(),
             cookie_secure=s.api_cookie_secure,
             **platform_callbacks(s.platform),
         )

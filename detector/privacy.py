@@ -7,7 +7,9 @@ there can be read: a detector that misses nothing it never has to look at.
 Inside the keep boxes, where sharpness must stay, faces (Haar frontal and
 profile cascades) and licence plates (the Haar plate cascade plus a colour and
 shape detector for Chinese blue, yellow and green plates) are found and
-pixelated. The input array is never written to; the result is deterministic.
+pixelated, and so are the heads of the people a person detector found there
+(`people`: the top of each person box), which also covers faces turned away
+or too small for a cascade. The input array is never written to; the result is deterministic.
 
 The Haar cascades ship with OpenCV 4 (`cv2.data.haarcascades`); OpenCV 5
 dropped them, so this module refuses to run there rather than publish faces.
@@ -39,6 +41,7 @@ MIN_FACE_PX = 12  # frontal; smaller faces have ~2 px eyes and are not identifia
 MAX_SCAN_PIXELS = 400_000  # caps the upscaled area scanned per keep region (speed)
 HIT_MARGIN = 0.2  # of the hit's size, each way: hair, chin, plate frame
 FACE_CELLS = 5  # cells across a pixelated face: a skin-coloured blob
+HEAD_SHARE = 0.25  # of a standing person's box height, from its top: head and shoulders
 PLATE_CELLS = (4, 1)  # a pixelated plate keeps its colour, loses its text
 
 # Chinese plates (GA 36): 440x140 mm, so ~3.14:1; perspective and tilt widen it.
@@ -59,19 +62,23 @@ class PrivacyReport:
 
     faces: int
     plates: int
+    heads: int = 0
 
 
-def public_copy(image: NDArray[np.uint8], keep: Sequence[Box] | NDArray[np.floating]) -> NDArray[np.uint8]:
+def public_copy(
+    image: NDArray[np.uint8], keep: Sequence[Box] | NDArray[np.floating], people: Sequence[Box] = ()
+) -> NDArray[np.uint8]:
     """The publishable copy of a BGR evidence picture; see `redact`."""
-    return redact(image, keep)[0]
+    return redact(image, keep, people)[0]
 
 
 def redact(
-    image: NDArray[np.uint8], keep: Sequence[Box] | NDArray[np.floating]
+    image: NDArray[np.uint8], keep: Sequence[Box] | NDArray[np.floating], people: Sequence[Box] = ()
 ) -> tuple[NDArray[np.uint8], PrivacyReport]:
-    """A new array: sharp only inside `keep` (less faces and plates), pixelated elsewhere.
+    """A new array: sharp only inside `keep` (less faces, plates and heads), pixelated elsewhere.
 
-    `keep` is normalised xyxy boxes, e.g. `Observations.xyxy` of the case's objects.
+    `keep` is normalised xyxy boxes, e.g. `Observations.xyxy` of the case's objects;
+    `people` normalised person boxes (their heads are pixelated where they are sharp).
 
     Raises:
         RuntimeError: this OpenCV has no Haar cascades (OpenCV 5 dropped them).
@@ -87,13 +94,24 @@ def redact(
         faces += [(a + x0, b + y0, c + x0, d + y0) for a, b, c, d in f]
         plates += [(a + x0, b + y0, c + x0, d + y0) for a, b, c, d in p]
     faces, plates = _dedupe(faces), _dedupe(plates)
+    heads = [r for r in (_head(b, w, h) for b in people) if any(_overlap(r, region) for region in regions)]
+    for x0, y0, x1, y1 in heads:
+        out[y0:y1, x0:x1] = _pixelate(out[y0:y1, x0:x1], FACE_CELLS, FACE_CELLS)
     for r in faces:
         x0, y0, x1, y1 = _grow(r, w, h)
         out[y0:y1, x0:x1] = _pixelate(out[y0:y1, x0:x1], FACE_CELLS, FACE_CELLS)
     for r in plates:
         x0, y0, x1, y1 = _grow(r, w, h)
         out[y0:y1, x0:x1] = _pixelate(out[y0:y1, x0:x1], *PLATE_CELLS)
-    return out, PrivacyReport(faces=len(faces), plates=len(plates))
+    return out, PrivacyReport(faces=len(faces), plates=len(plates), heads=len(heads))
+
+
+def _head(person: Box, w: int, h: int) -> Rect:
+    """Pixel rectangle of the head of a normalised person box: its top HEAD_SHARE, grown a little."""
+    x0, y0, x1, y1 = person
+    return _grow(
+        _clip(round(x0 * w), round(y0 * h), round(x1 * w), round((y0 + HEAD_SHARE * (y1 - y0)) * h), w, h), w, h
+    )
 
 
 def _pixelate(img: NDArray[np.uint8], cols: int, rows: int) -> NDArray[np.uint8]:

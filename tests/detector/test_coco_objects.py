@@ -16,6 +16,7 @@ import pytest
 from detector.analyzers.occupancy import LABEL, PERSON, VENDING, OccupancyAnalyzer, OccupancyParams
 from detector.analyzers.onnx_detector import ObjectDetector, OnnxModel
 from detector.deployments import ModelStore
+from detector.privacy import redact
 from detector.types import Frame
 from tests.detector.test_occupancy import OBJ, STEP_S, T0, Scene, _hits, _norm
 
@@ -124,3 +125,21 @@ def test_a_person_standing_still_alone_is_neither_goods_nor_a_vendor(
 ) -> None:
     results = _run(_analyzer(coco), False, lambda img: _paste(img, person_sprite, 300, 262))
     assert not any(lbl in (LABEL, VENDING) for obs in results for lbl in obs.labels)
+
+
+def test_public_copies_pixelate_the_heads_of_detected_people(coco: OnnxModel, corridor: np.ndarray) -> None:
+    person = coco.predict([corridor], classes=[PERSON])[0].xyxy
+    whole = [(0.0, 0.0, 1.0, 1.0)]  # the problem's box covers him: only the head redaction hides him
+    h, w = corridor.shape[:2]
+    x0, y0, x1, y1 = (person[0] * [w, h, w, h]).astype(int)
+    head = (slice(y0, y0 + (y1 - y0) // 5), slice(x0, x1))
+
+    def change(img: np.ndarray) -> float:
+        return float(np.abs(img[head].astype(int) - corridor[head].astype(int)).mean())
+
+    plain, report = redact(corridor, whole)
+    assert report.faces == 0 and change(plain) < 2  # seen from behind: no cascade finds his face
+    hidden, report = redact(corridor, whole, [tuple(b) for b in person])
+    assert report.heads == 1 and change(hidden) > 10
+    body = (slice(y0 + (y1 - y0) // 2, y1), slice(x0, x1))
+    assert np.array_equal(hidden[body], corridor[body])  # below the shoulders he stays as the problem shows him
