@@ -186,6 +186,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cross_source(args: argparse.Namespace) -> int:
+    from training.cross_source import Recipe, cross_source, render
+    from training.datasets import DatasetError
+
+    recipe = Recipe(model=args.model, imgsz=args.imgsz, epochs=args.epochs, batch=args.batch,
+                    close_mosaic=args.close_mosaic, width=args.width, height=args.height)  # fmt: skip
+    try:
+        results = cross_source(args.data, args.runs, recipe, config_dir=args.yolo_config, in_domain=args.in_domain)
+    except (DatasetError, ValueError, FileNotFoundError) as e:
+        print(e, file=sys.stderr)
+        return 1
+    print(render(results))
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from training.datasets import DatasetError
     from training.evaluate import render
@@ -326,6 +341,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--timing-frames", type=int, default=50, help="frames timed per model (single thread)")
     ev.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="where the active model is decided")
     ev.set_defaults(func=cmd_evaluate)
+
+    xs = tsub.add_parser(
+        "cross-source", help="leave-one-source-out: AP50 on each source when trained without it, beside in-domain"
+    )
+    xs.add_argument("--data", type=Path, required=True, help="a merged dataset's data.yaml (two sources or more)")
+    xs.add_argument("--runs", type=Path, required=True, help="folder of the training runs (resumed when rerun)")
+    xs.add_argument("--in-domain", type=Path, help="model folder trained on every source (default: train one)")
+    xs.add_argument("--model", default="yolo11n.yaml", help="architecture YAML or a local .pt to start from")
+    xs.add_argument("--imgsz", type=int, default=416)
+    xs.add_argument("--epochs", type=int, default=30)
+    xs.add_argument("--batch", type=int, default=16)
+    xs.add_argument("--close-mosaic", type=int, default=10)
+    xs.add_argument("--width", type=int, default=640, help="exported input width")
+    xs.add_argument("--height", type=int, default=384, help="exported input height")
+    xs.add_argument("--yolo-config", type=Path, default=DEFAULT_YOLO_CONFIG)
+    xs.set_defaults(func=cmd_cross_source)
 
     ex = tsub.add_parser("export", help="ONNX FP32 (rectangular input) + static INT8 (QDQ), both evaluated")
     ex.add_argument("--weights", type=Path, required=True, help="ultralytics .pt (e.g. RUN/weights/best.pt)")

@@ -32,9 +32,11 @@ def _shapes_image(rng: np.random.Generator, w: int, h: int) -> tuple[np.ndarray,
     return img, lines
 
 
-def make_shapes_dataset(root: Path, n_train: int, n_val: int, *, size: tuple[int, int] = (160, 96)) -> Path:
+def make_shapes_dataset(
+    root: Path, n_train: int, n_val: int, *, size: tuple[int, int] = (160, 96), seed: int = 0
+) -> Path:
     """A YOLO-layout dataset of synthetic shapes; returns its data.yaml."""
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     for split, n in (("train", n_train), ("val", n_val)):
         (root / "images" / split).mkdir(parents=True, exist_ok=True)
         (root / "labels" / split).mkdir(parents=True, exist_ok=True)
