@@ -472,14 +472,7 @@ class OccupancyAnalyzer(Analyzer):
         self._people.append((now, people))
         if not len(obs):
             return obs
-        keep = ~_mostly_person(obs.xyxy, people)
-        if not keep.all():
-            obs = Observations.build(
-                obs.xyxy[keep],
-                obs.scores[keep],
-                [obs.labels[i] for i in np.flatnonzero(keep)],
-                [obs.extras[i] for i in np.flatnonzero(keep)],
-            )
+        obs = obs[~_mostly_person(obs.xyxy, people)]
         return self._vending(obs, detected=True) if len(obs) else obs
 
     def _vending(self, obs: Observations, *, detected: bool) -> Observations:
