@@ -321,8 +321,14 @@ def test_publisher_buffers_while_the_broker_is_unreachable_and_delivers_in_order
             pub.publish("test/seq", {"i": i})
         assert pub.stats()["queued"] == 3
         relay.open()
-        got = sub.wait_for(lambda ms: len(payloads(ms, f"{prefix}/test/seq")) == 8, 10, "messages after reconnect")
-        assert [json.loads(p)["i"] for p in payloads(got, f"{prefix}/test/seq")] == [2, 3, 4, 5, 6, 7, 8, 9]
+
+        # QoS 1 is at least once: a message whose PUBACK the cut lost is sent again after the
+        # reconnect (seen on a loaded machine); what counts is that each arrives, in order
+        def firsts(ms: list[Msg]) -> list[int]:
+            return list(dict.fromkeys(json.loads(p)["i"] for p in payloads(ms, f"{prefix}/test/seq")))
+
+        got = sub.wait_for(lambda ms: len(firsts(ms)) == 8, 10, "messages after reconnect")
+        assert firsts(got) == [2, 3, 4, 5, 6, 7, 8, 9]
         assert payloads(got, pub.online_topic) == [b"1", b"0", b"1"]
         assert pub.stats()["connects"] == 2
     finally:
