@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ import yaml
 
 from detector.analyzers.onnx_detector import MODEL_FILENAME, OnnxModel
 from detector.model_manifest import MANIFEST_FILENAME, ModelManifest
-from training.evaluate import read_image
+from training.evaluate import read_image, time_models
 
 NAME = "coco-objects"
 SIZE = 416
@@ -181,17 +180,6 @@ def _write(model_dir: Path, data: dict[str, Any]) -> None:
     (model_dir / MANIFEST_FILENAME).write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), "utf-8")
 
 
-def ms_per_frame(model: OnnxModel, images: Sequence[Any], rounds: int = 3) -> float:
-    """Median over `rounds` of the mean milliseconds per image (one thread, preprocessing included)."""
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        for img in images:
-            model.predict([img])
-        times.append((time.perf_counter() - t0) * 1000 / len(images))
-    return float(np.median(times))
-
-
 def agreement(a: OnnxModel, b: OnnxModel, images: Sequence[Any], classes: Sequence[str]) -> float:
     """Share of `a`'s boxes of `classes` that `b` finds too (same class, IoU ≥ 0.5)."""
     from training.evaluate import box_iou
@@ -231,12 +219,12 @@ def build(
         q = quantize_int8(fp32, Path(tmp) / "int8", calibration, preprocess=False, op_types=["Conv"], version_suffix="")
         images = [read_image(p) for p in calibration]
         m32, m8 = OnnxModel(fp32), OnnxModel(q)
-        ms32, ms8 = ms_per_frame(m32, images), ms_per_frame(m8, images)
+        ms32, ms8 = time_models([m32, m8], images)  # median ms per frame, the two taking turns
         metrics = {
             "precision": "int8" if int8 else "fp32",
-            "ms_per_frame_1thread": round(ms8 if int8 else ms32, 1),
-            "fp32_ms_per_frame_1thread": round(ms32, 1),
-            "int8_ms_per_frame_1thread": round(ms8, 1),
+            "ms_per_frame_1thread": round((ms8 if int8 else ms32) or 0, 1),
+            "fp32_ms_per_frame_1thread": round(ms32 or 0, 1),
+            "int8_ms_per_frame_1thread": round(ms8 or 0, 1),
             "int8_finds_fp32_boxes": round(agreement(m32, m8, images, WATCHED), 3),
             "fp32_finds_int8_boxes": round(agreement(m8, m32, images, WATCHED), 3),
             "timed_on": f"{len(images)} calibration frames, preprocessing included",

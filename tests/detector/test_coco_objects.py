@@ -18,18 +18,11 @@ from detector.analyzers.onnx_detector import ObjectDetector, OnnxModel
 from detector.deployments import ModelStore
 from detector.privacy import redact
 from detector.types import Frame
-from tests.detector.test_occupancy import OBJ, STEP_S, T0, Scene, _hits, _norm
+from tests.detector.test_occupancy import OBJ, STEP_S, T0, Scene, _hits, _iou, _norm
 
 REPO = Path(__file__).resolve().parents[2]
 #: the man standing in the corridor clip at 30 s, boxed by hand (normalised xyxy)
 CORRIDOR_PERSON = (0.50, 0.0, 0.71, 0.87)
-
-
-def _iou(a: np.ndarray, b: tuple[float, float, float, float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
-    return ix * iy / union
 
 
 @pytest.fixture(scope="module")
