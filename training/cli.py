@@ -39,6 +39,17 @@ def cmd_dataset_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dataset_cctv(args: argparse.Namespace) -> int:
+    from training.cctv_look import add_cctv_copies
+
+    if not args.data.is_file():
+        print(f"--data: {args.data}: no such file", file=sys.stderr)
+        return 1
+    counts = add_cctv_copies(args.data, seed=args.seed)
+    print(f"{args.data}: {sum(counts.values())} camera-look copies written ({dict(sorted(counts.items()))})")
+    return 0
+
+
 def cmd_dataset_from_reviews(args: argparse.Namespace) -> int:
     from training.datasets import DatasetError
     from training.reviews import export_from_config, parse_since
@@ -278,6 +289,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     rev.add_argument("--prefix", default="reviews", help="name prefix of the exported files (replaced on re-export)")
     rev.set_defaults(func=cmd_dataset_from_reviews)
+    cctv = dsub.add_parser(
+        "cctv", help="add a street-camera copy of each training image (low resolution, H.264, low light, IR, rain)"
+    )
+    cctv.add_argument("--data", type=Path, required=True, help="the dataset's data.yaml (extended in place)")
+    cctv.add_argument("--seed", type=int, default=0)
+    cctv.set_defaults(func=cmd_dataset_cctv)
 
     cls = tsub.add_parser("class", help="problem classes")
     csub = cls.add_subparsers(dest="class_command", required=True)
