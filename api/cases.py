@@ -10,10 +10,10 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import ApiContext, CaseWorker, ContextDep, Reader, SessionDep
+from api.deps import Admin, ApiContext, CaseWorker, ContextDep, Reader, SessionDep
 from api.schemas import (
     MAX_ID,
     CaseDetail,
@@ -22,11 +22,13 @@ from api.schemas import (
     Id,
     OutboxPublic,
     PlatformCallback,
+    Reopen,
     StatusChange,
     errors,
 )
 from detector.accounts import audit
 from detector.db import Case, Outbox
+from detector.filing.case_flow import TransitionRefused
 from detector.filing.filer import retry_dead
 
 router = APIRouter(prefix="/api/v1", responses=errors(401, 403, 404))
@@ -71,25 +73,48 @@ def get_case(case_id: Id, _: Reader, s: SessionDep) -> CaseDetail:
 @router.post("/cases/{case_id}/retry", tags=["cases"])
 def retry_case(case_id: Id, who: CaseWorker, s: SessionDep) -> dict[str, int]:
     """Puts the case's dead-lettered messages back in the filing queue."""
-    if s.get(Case, case_id) is None:
-        raise HTTPException(404, f"no case {case_id}")
+    _case(s, case_id)
     n = retry_dead(s, case_id=case_id)
     audit(s, who, "case.retry", f"case:{case_id}", None, {"requeued": n})
     s.commit()
     return {"requeued": n}
 
 
-@router.post("/cases/{case_id}/status", tags=["cases"])
+@router.post("/cases/{case_id}/status", tags=["cases"], responses=errors(409))
 def set_case_status(case_id: Id, change: StatusChange, who: CaseWorker, s: SessionDep, ctx: ContextDep) -> CasePublic:
-    """Moves a case by hand (stand-alone centres using the local register)."""
+    """Moves a case by hand (stand-alone centres using the local register), along the allowed flow
+    (docs/platform-api.md#the-case-lifecycle); any other move is answered 409 and nothing is written."""
+    case = _case(s, case_id)
+    before = {"status": case.status}
+    try:
+        moved = ctx.cases.apply_status(s, case, change.status, source="operator", note=change.note)
+    except TransitionRefused as e:
+        raise HTTPException(409, str(e)) from e
+    if moved:
+        audit(s, who, "case.status", f"case:{case_id}", before, {"status": case.status, "note": change.note})
+    s.commit()
+    return _public(case)
+
+
+@router.post("/cases/{case_id}/reopen", tags=["cases"], responses=errors(409))
+def reopen_case(case_id: Id, body: Reopen, who: Admin, s: SessionDep, ctx: ContextDep) -> CasePublic:
+    """Takes a closed or voided case back to the status it had before (admins, with a reason; audited)."""
+    case = _case(s, case_id)
+    before = {"status": case.status}
+    try:
+        ctx.cases.reopen(s, case, body.reason)
+    except TransitionRefused as e:
+        raise HTTPException(409, str(e)) from e
+    audit(s, who, "case.reopen", f"case:{case_id}", before, {"status": case.status, "reason": body.reason})
+    s.commit()
+    return _public(case)
+
+
+def _case(s: Session, case_id: int) -> Case:
     case = s.get(Case, case_id)
     if case is None:
         raise HTTPException(404, f"no case {case_id}")
-    before = {"status": case.status}
-    ctx.cases.apply_status(s, case, change.status, source="operator", note=change.note)
-    audit(s, who, "case.status", f"case:{case_id}", before, {"status": case.status, "note": change.note})
-    s.commit()
-    return _public(case)
+    return case
 
 
 @router.post("/platform/callback", tags=["platform"], status_code=204)
@@ -119,8 +144,11 @@ def _apply_callback(ctx: ApiContext, cb: PlatformCallback) -> None:
         if case is None:
             raise HTTPException(404, f"no case with platform id {cb.case_id!r}")
         status = ctx.status_map.get(cb.status, cb.status)
+        at = cb.ts if cb.ts is not None and cb.ts.tzinfo is not None else None  # no zone: no order
         try:
-            ctx.cases.apply_status(s, case, status, source="callback", note=cb.note)
+            ctx.cases.apply_status(s, case, status, source="callback", note=cb.note, at=at)
+        except TransitionRefused as e:
+            raise HTTPException(409, str(e)) from e
         except ValueError as e:
             raise HTTPException(422, str(e)) from e
         s.commit()

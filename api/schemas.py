@@ -105,6 +105,7 @@ class CaseHistoryPublic(BaseModel):
     to_status: str
     source: str
     note: str | None
+    stale: bool = Field(description="An update older than the case's status: recorded, not applied.")
 
 
 class OutboxPublic(BaseModel):
@@ -172,6 +173,12 @@ class StatusChange(BaseModel):
 
     status: Literal["accepted", "filed", "dispatched", "handled", "verified", "closed", "voided"]
     note: str | None = Field(None, max_length=500)
+
+
+class Reopen(BaseModel):
+    model_config = {"extra": "forbid", "json_schema_extra": {"examples": [{"reason": "市民反映问题复现，核查不实"}]}}
+
+    reason: str = Field(min_length=2, max_length=500, description="Why the closed case is reopened (audited).")
 
 
 class PlatformCallback(BaseModel):

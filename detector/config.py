@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from detector.filing.case_flow import check_edges
 from detector.taxonomy import FilingPolicy, Persistence, RuleSpec, Taxonomy, load_taxonomy
 from detector.workcal import TimeZoneName, WorkCalendar
 
@@ -80,6 +81,16 @@ class FilingSettings(Strict):
     recurrence_window_hours: float = Field(72, ge=0, description="A problem back within this window is a recurrence.")
     escalate_every_minutes: float = Field(60, gt=0, description="Fresh evidence interval for overdue cases.")
     verify_grace_minutes: float = Field(2, ge=0, description="After 'handled', sightings this early do not count.")
+    transitions: dict[str, dict[str, list[str]]] = Field(
+        default_factory=dict,
+        description="Status changes a city allows beyond detector/filing/case_flow.yaml: {source: {from: [to, ...]}}.",
+    )
+
+    @field_validator("transitions")
+    @classmethod
+    def _known_statuses(cls, v: dict[str, dict[str, list[str]]]) -> dict[str, dict[str, list[str]]]:
+        check_edges(v)
+        return v
 
 
 class MqttSettings(Strict):

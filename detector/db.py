@@ -29,6 +29,7 @@ from sqlalchemy import (
     TypeDecorator,
     create_engine,
     event,
+    false,
     text,
 )
 from sqlalchemy.engine import Engine
@@ -166,6 +167,8 @@ class Case(Base):
     verification: Mapped[str | None] = mapped_column(String(16))  # checking | cleared | not_resolved
     verify_started_at: Mapped[datetime | None]
     last_update_at: Mapped[datetime | None]  # pipeline time of the last still-present update
+    # the platform's time of the status the case is in (an update older than this is stale)
+    status_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -180,8 +183,10 @@ class CaseHistory(Base):
     ts: Mapped[datetime]
     from_status: Mapped[str | None] = mapped_column(String(16))
     to_status: Mapped[str] = mapped_column(String(16))
-    source: Mapped[str] = mapped_column(String(16))  # gridsight | poll | callback | operator
+    source: Mapped[str] = mapped_column(String(16))  # detector/filing/case_flow.yaml: SOURCES
     note: Mapped[str | None] = mapped_column(Text)
+    # an update older than the case's status: recorded, not applied
+    stale: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class Outbox(Base):

@@ -31,12 +31,14 @@ def verify_scenario(tmp_path: Path, video: Path) -> dict:
     with httpx.Client(base_url=base, timeout=10, headers=headers) as http:
         end = time.monotonic() + 25
         cases: list = []
-        while not cases and time.monotonic() < end:
+        while not (cases and cases[0]["status"] == "filed") and time.monotonic() < end:  # the local register's number
             cases = http.get("/api/v1/cases").json()
             time.sleep(0.2)
-        assert cases, "no case filed"
+        assert cases and cases[0]["status"] == "filed", f"no case filed: {cases}"
         case_id = cases[0]["id"]
         # The street reports the stall handled (local register: the operator moves it).
+        r = http.post(f"/api/v1/cases/{case_id}/status", json={"status": "dispatched"})
+        assert r.status_code == 200, r.text
         r = http.post(f"/api/v1/cases/{case_id}/status", json={"status": "handled", "note": "已劝离"})
         assert r.status_code == 200 and r.json()["verification"] == "checking"
         assert proc.wait(60) == 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,17 +20,16 @@ from numpy.typing import NDArray
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from detector.config import DEFAULT_TZ, Camera, Settings
+from detector.config import DEFAULT_TZ, Camera, LocalPlatform, Settings
 from detector.db import CameraRow, Case, CaseHistory, EvidenceFile, Incident, Outbox
 from detector.evidence import EvidenceStore
-from detector.filing.platform import STATUSES
+from detector.filing.case_flow import STATUSES, TERMINAL, CaseFlow, TransitionRefused
 from detector.taxonomy import FilingPolicy, ProblemType, Taxonomy
 from detector.workcal import TimeLimit
 
 log = logging.getLogger(__name__)
 
 SOURCE = "视频发现"
-TERMINAL = frozenset({"closed", "voided"})
 REVIEW_VERDICTS = ("confirm", "reject", "relabel")
 
 
@@ -107,6 +106,10 @@ class CaseService:
     # Told (case, old status, new status, source) on every change apply_status makes, before the
     # caller commits (detector/events.py sends it after the commit). Must not raise.
     on_status: Callable[[Case, str, str, str], None] | None = None
+    flow: CaseFlow = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.flow = CaseFlow.load(self.settings.filing.transitions)
 
     # ------------------------------------------------------------ policy
 
@@ -167,6 +170,9 @@ class CaseService:
             ev = self._evidence(s, inc, "after", image, ts)
             case.verification = "cleared"
             self._update(s, case, "verification", "cleared", ts, "核查：问题已消除", [ev])
+            # Stand-alone, the camera's 核查 is the verdict; a platform decides for itself.
+            if isinstance(self.settings.platform, LocalPlatform) and case.status == "handled":
+                self.apply_status(s, case, "verified", source="verification", note="核查：问题已消除")
 
     # ------------------------------------------------------------ review queue
 
@@ -228,11 +234,17 @@ class CaseService:
         log.info("case queued", extra={"case": case.id, "incident": inc.id, "problem": inc.problem_code})
         return case
 
-    def apply_status(self, s: Session, case: Case, status: str, *, source: str, note: str | None = None) -> bool:
-        """Moves a case to a platform status (history kept); returns False when nothing changed.
+    def apply_status(
+        self, s: Session, case: Case, status: str, *, source: str, note: str | None = None, at: datetime | None = None
+    ) -> bool:
+        """Moves a case along the flow (history kept); returns False when it did not move.
+
+        `at` is the platform's time of the status: an update older than the case's status is
+        recorded in the history as stale and changes nothing.
 
         Raises:
             ValueError: an unknown status.
+            TransitionRefused: the flow does not allow `source` this move (nothing written).
         """
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}; expected one of {STATUSES}")
@@ -242,15 +254,48 @@ class CaseService:
         # so verification and recurrence windows compare like with like.
         now = self._camera_clock(s, case) or datetime.now(UTC)
         old = case.status
+        if at is not None and case.status_at is not None and at < case.status_at:
+            s.add(CaseHistory(case_id=case.id, ts=now, from_status=old, to_status=status, source=source,
+                              note=note, stale=True))  # fmt: skip
+            log.info("stale case status ignored", extra={"case": case.id, "status": status, "source": source})
+            return False
+        self.flow.check(case.id, source, old, status)
+        self._move(s, case, status, source=source, note=note, now=now)
+        case.status_at = at
+        return True
+
+    def reopen(self, s: Session, case: Case, reason: str) -> str:
+        """Takes a closed or voided case back to the status it had before; returns that status.
+
+        Raises:
+            TransitionRefused: the case is not closed or voided.
+        """
+        if case.status not in TERMINAL:
+            msg = f"case {case.id} is {case.status!r}: only a closed or voided case can be reopened"
+            raise TransitionRefused(msg, case.status, "reopen")
+        into_terminal = s.scalar(
+            select(CaseHistory.from_status)
+            .where(CaseHistory.case_id == case.id, CaseHistory.to_status == case.status, CaseHistory.stale.is_(False))
+            .order_by(CaseHistory.id.desc())
+            .limit(1)
+        )
+        back = into_terminal if into_terminal in STATUSES and into_terminal not in TERMINAL else "dispatched"
+        self._move(s, case, back, source="reopen", note=reason, now=self._camera_clock(s, case) or datetime.now(UTC))
+        case.status_at = None
+        return back
+
+    def _move(self, s: Session, case: Case, status: str, *, source: str, note: str | None, now: datetime) -> None:
+        old = case.status
         s.add(CaseHistory(case_id=case.id, ts=now, from_status=old, to_status=status, source=source, note=note))
         case.status, case.updated_at = status, datetime.now(UTC)
         if status == "handled":  # 核查: the camera's next analyses decide
             case.verification = "checking"
             case.verify_started_at = now
+        elif status in ("accepted", "filed", "dispatched"):  # back before 处置: a later 处置 is checked anew
+            case.verification = case.verify_started_at = None
         log.info("case status", extra={"case": case.id, "status": status, "source": source})
         if self.on_status is not None:
             self.on_status(case, old, status, source)
-        return True
 
     def latest_case(self, s: Session, incident_id: int) -> Case | None:
         return s.scalar(select(Case).where(Case.incident_id == incident_id).order_by(Case.id.desc()).limit(1))

@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from detector.config import FilingSettings
 from detector.db import Case, EvidenceFile, Outbox
 from detector.evidence import EvidenceStore
-from detector.filing.cases import TERMINAL, CaseService
+from detector.filing.case_flow import TERMINAL, TransitionRefused
+from detector.filing.cases import CaseService
 from detector.filing.platform import Attachment, PlatformAdapter, PlatformError
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,10 @@ class Filer:
             msg.attempts += 1
             if receipt is not None:
                 case.platform_case_id = receipt.case_id
-                self.cases.apply_status(s, case, receipt.status, source="platform")
+                try:
+                    self.cases.apply_status(s, case, receipt.status, source="platform")
+                except TransitionRefused as e:  # filed all the same: the status sync goes on
+                    log.warning("filing receipt status not applied", extra={"case": case.id, "error": str(e)})
             s.commit()
             self.sent += 1
             extra = {"case": case.id, "kind": msg.kind, "platform_case": case.platform_case_id}
@@ -194,9 +198,15 @@ class Filer:
                     continue
                 if report is None:
                     continue
-                if self.cases.apply_status(s, case, report.status, source="poll", note=report.note):
-                    changed += 1
-                    s.commit()
+                try:
+                    moved = self.cases.apply_status(
+                        s, case, report.status, source="poll", note=report.note, at=report.at
+                    )
+                except TransitionRefused as e:
+                    log.warning("platform status refused", extra={"case": case.id, "error": str(e)})
+                    continue
+                changed += moved
+                s.commit()  # a move, or a stale report kept in the history
         return changed
 
 

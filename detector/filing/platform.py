@@ -26,9 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from detector.config import HttpJsonPlatform, LocalPlatform
 from detector.db import Case
-
-#: platform statuses GridSight understands (the contract's vocabulary)
-STATUSES = ("accepted", "filed", "dispatched", "handled", "verified", "closed", "voided")
+from detector.filing.case_flow import STATUSES
 
 
 class PlatformError(Exception):
@@ -67,6 +65,7 @@ class Receipt:
 class StatusReport:
     status: str
     note: str | None = None
+    at: datetime | None = None  # the platform's time of the status, when it says
 
 
 class PlatformAdapter(ABC):
@@ -183,13 +182,23 @@ class HttpJsonAdapter(PlatformAdapter):
             raise PlatformError(f"status poll failed: {type(e).__name__}", retryable=True) from e
         data = self._json(resp)
         history = data.get("history") or [{}]
-        return StatusReport(self._status(str(data.get("status"))), history[-1].get("note"))
+        status = self._status(str(data.get("status")))
+        return StatusReport(status, history[-1].get("note"), _time(data.get("updated_at")))
 
     def _status(self, raw: str) -> str:
         status = self.cfg.status_map.get(raw, raw)
         if status not in STATUSES:
             raise PlatformError(f"unknown platform status {raw!r} (map it in platform.status_map)", retryable=False)
         return status
+
+
+def _time(value: object) -> datetime | None:
+    """An ISO timestamp with its zone, or None (absent or unreadable: no order can be told)."""
+    try:
+        ts = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return ts if ts.tzinfo is not None else None
 
 
 class LocalRegister(PlatformAdapter):

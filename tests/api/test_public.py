@@ -16,8 +16,9 @@ def test_only_closed_cases_are_public_without_internal_ids(api) -> None:
     with api.sessions() as s:
         first = s.scalars(select(Case).order_by(Case.id)).first()
         first.platform_case_id = "PC-20260306-000001"
-        for status in ("accepted", "dispatched", "handled", "closed"):
-            api.cases.apply_status(s, first, status, source="operator", note="operator user-admin")
+        api.cases.apply_status(s, first, "accepted", source="platform")
+        for status in ("dispatched", "handled", "closed"):
+            api.cases.apply_status(s, first, status, source="callback", note="operator user-admin")
         s.commit()
         clean = s.scalars(
             select(EvidenceFile).where(EvidenceFile.incident_id == first.incident_id, EvidenceFile.kind == "clean")

@@ -40,6 +40,7 @@ ROUTES: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/cases/{case_id}"): "read",
     ("POST", "/api/v1/cases/{case_id}/retry"): "cases",
     ("POST", "/api/v1/cases/{case_id}/status"): "cases",
+    ("POST", "/api/v1/cases/{case_id}/reopen"): "admin",
     ("POST", "/api/v1/platform/callback"): None,  # authenticated by its HMAC signature
     ("GET", "/public/cases"): None,
     ("GET", "/public/evidence/{sha256}.jpg"): None,
@@ -49,6 +50,7 @@ BODIES = {
     "/api/v1/review/{incident_id}": {"verdict": "reject", "note": "test"},
     "/api/v1/review/bulk": {"incident_ids": [2], "verdict": "reject"},
     "/api/v1/cases/{case_id}/status": {"status": "dispatched"},
+    "/api/v1/cases/{case_id}/reopen": {"reason": "test"},
 }
 
 

@@ -71,6 +71,8 @@ class World:
     def set_status(self, status: str) -> None:
         with self.sessions() as s:
             case = s.scalars(select(Case).order_by(Case.id.desc())).first()
+            if case.status == "queued":  # the filing receipt comes before any callback
+                self.cases.apply_status(s, case, "filed", source="platform")
             self.cases.apply_status(s, case, status, source="callback")
             s.commit()
 

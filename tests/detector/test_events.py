@@ -390,11 +390,11 @@ def test_case_status_is_sent_only_after_the_change_commits(tmp_path: Path) -> No
     assert fake.sent == []  # a rolled-back change says nothing
     with sessions() as s:
         case = s.get(Case, 1)
-        cases.apply_status(s, case, "handled", source="operator")
+        cases.apply_status(s, case, "dispatched", source="operator")
         assert fake.sent == []
         s.commit()
     assert [(sfx, p["from"], p["to"], p["source"], p["platform_case_id"]) for sfx, p, _ in fake.sent] == [
-        ("cases/1/status", "filed", "handled", "operator", "E1")
+        ("cases/1/status", "filed", "dispatched", "operator", "E1")
     ]
     engine.dispose()
 
