@@ -49,22 +49,23 @@ def final_case(tmp_path: Path, case_id: int) -> dict:
     import sqlite3
 
     con = sqlite3.connect(tmp_path / "gridsight.db")
-    verification = con.execute("select verification from cases where id = ?", (case_id,)).fetchone()[0]
+    verification, status = con.execute("select verification, status from cases where id = ?", (case_id,)).fetchone()
     updates = con.execute(
         "select payload, state from outbox where case_id = ? and kind = 'update' order by id", (case_id,)
     ).fetchall()
-    return {"verification": verification, "updates": updates}
+    return {"verification": verification, "status": status, "updates": updates}
 
 
 def test_a_stall_gone_after_handled_is_verified_cleared(tmp_path: Path, video_cache: Path) -> None:
     run = verify_scenario(tmp_path, ensure_demo_video(video_cache, LEAVES))
     got = final_case(tmp_path, run["case_id"])
     assert got["verification"] == "cleared"
+    assert got["status"] == "verified"  # local register: the camera's 核查 is the verdict
     assert any('"result": "cleared"' in p and state == "done" for p, state in got["updates"])
 
 
 def test_a_stall_still_there_after_handled_is_reported_not_resolved(tmp_path: Path, video_cache: Path) -> None:
     run = verify_scenario(tmp_path, ensure_demo_video(video_cache, STAYS))
     got = final_case(tmp_path, run["case_id"])
-    assert got["verification"] == "not_resolved"
+    assert got["verification"] == "not_resolved" and got["status"] == "handled"
     assert any('"result": "not_resolved"' in p for p, _ in got["updates"])
