@@ -54,22 +54,16 @@ def test_shadow_promote_rollback_on_a_running_pipeline(short_street: Path, tmp_p
             assert r.status_code == 200, r.text
             report = wait_until(
                 "shadow findings",
-                lambda: (
-                    (rep := http.get(f"/api/v1/models/{MODEL}/shadow/report").json())["classes"]
-                    .get("garbage", {})
-                    .get("shadow", 0)
-                    >= 3
-                    and rep
-                ),
+                lambda: (rep := http.get(f"/api/v1/models/{MODEL}/shadow/report").json())["classes"]
+                .get("garbage", {}).get("shadow", 0) >= 3 and rep,
                 60,
             )
             assert report["classes"]["garbage"]["active"] == 0
             assert report["classes"]["garbage"]["shadow_only"] == report["classes"]["garbage"]["shadow"]
             assert http.get("/api/v1/incidents").json()["items"] == []
-            assert (
-                httpx.post(f"{base}/api/v1/models/{MODEL}/promote", json={"version": "2"}, headers=viewer).status_code
-                == 403
-            )
+            assert httpx.post(
+                f"{base}/api/v1/models/{MODEL}/promote", json={"version": "2"}, headers=viewer
+            ).status_code == 403
 
             # promote: the running pipeline switches to version 2 without a restart and finds the garbage
             assert http.post(f"/api/v1/models/{MODEL}/promote", json={"version": "2"}).json()["active"] == "2"

@@ -44,13 +44,7 @@ class Api:
                 add_user(s, f"user-{role}", f"password-{role}-123", role)
         queue_cases(self.sessions, self.store, self.cases, 3)
         ctx = ApiContext(
-            self.sessions,
-            self.store,
-            tax,
-            {"c1": CAMERA},
-            lambda _id: None,
-            self.cases,
-            callback_secret="cb",
+            self.sessions, self.store, tax, {"c1": CAMERA}, lambda _id: None, self.cases, callback_secret="cb",
             model_store=ModelStore(root / "models"),
         )
         self.app: FastAPI = create_app(ctx)

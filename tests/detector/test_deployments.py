@@ -96,40 +96,17 @@ def test_shadow_report_compares_models_and_verdicts(sessions) -> None:
     pile, ghost = [0.1, 0.1, 0.3, 0.3], [0.6, 0.6, 0.8, 0.8]
 
     def finding(role: str, minute: int, box: list[float], label: str = "garbage") -> ModelFinding:
-        return ModelFinding(
-            run_id=1,
-            model="det",
-            version="2" if role == "shadow" else "1",
-            role=role,
-            camera_id="c1",
-            ts=t0 + timedelta(minutes=minute),
-            label=label,
-            score=0.8,
-            box=box,
-        )
+        return ModelFinding(run_id=1, model="det", version="2" if role == "shadow" else "1", role=role,
+                            camera_id="c1", ts=t0 + timedelta(minutes=minute), label=label, score=0.8, box=box)
 
     def incident(key: str, verdict: str, box: list[float]) -> Incident:
-        return Incident(
-            case_key=key,
-            camera_id="c1",
-            zone="z",
-            problem_code="06010",
-            state="open",
-            opened_at=t0,
-            first_seen_at=t0,
-            last_seen_at=t0 + timedelta(minutes=5),
-            score=0.8,
-            box=box,
-            details={},
-            review_state=verdict,
-        )
+        return Incident(case_key=key, camera_id="c1", zone="z", problem_code="06010", state="open",
+                        opened_at=t0, first_seen_at=t0, last_seen_at=t0 + timedelta(minutes=5), score=0.8,
+                        box=box, details={}, review_state=verdict)
 
     with sessions.begin() as s:
-        s.add(
-            ModelDeployment(
-                id=1, model="det", version="2", role="shadow", cameras=["c1"], actor="t", started_at=datetime.now(UTC)
-            )
-        )
+        s.add(ModelDeployment(id=1, model="det", version="2", role="shadow", cameras=["c1"], actor="t",
+                              started_at=datetime.now(UTC)))
         s.add_all([
             finding("active", 1, pile), finding("shadow", 1, [0.11, 0.1, 0.31, 0.3]),  # both see the pile
             finding("active", 2, ghost),                                                # only the active model
