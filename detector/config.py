@@ -77,7 +77,9 @@ class FilingSettings(Strict):
     retry_min_s: float = Field(2, gt=0, description="First retry delay; doubles per attempt, with jitter.")
     retry_max_s: float = Field(300, gt=0)
     dead_after_hours: float = Field(24, gt=0, description="Undelivered this long → dead letter (manual retry).")
-    lease_s: float = Field(60, gt=0, description="A claimed message returns to the queue after this long.")
+    lease_s: float = Field(
+        60, gt=0, description="A claimed message returns to the queue after this long; keep it above one send."
+    )
     recurrence_window_hours: float = Field(72, ge=0, description="A problem back within this window is a recurrence.")
     escalate_every_minutes: float = Field(60, gt=0, description="Fresh evidence interval for overdue cases.")
     verify_grace_minutes: float = Field(2, ge=0, description="After 'handled', sightings this early do not count.")

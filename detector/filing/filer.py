@@ -2,8 +2,11 @@
 
 At-least-once: a message is claimed with a lease (a crashed filer's claims
 return to the queue when the lease runs out) and marked done only after the
-platform answered. Effectively once: every attempt carries the message's
-idempotency key. Any number of filers may drain the same database.
+platform answered. Once while every filer is alive: a claim has a token, and a
+filer renews the lease under its token just before each send, so a message whose
+claim ran out while it waited in a batch is sent by whoever took it over, not by
+both. Effectively once even then: every attempt carries the message's idempotency
+key. Any number of filers may drain the same database.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import mimetypes
 import random
 import threading
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -79,9 +83,12 @@ class Filer:
 
     def drain_once(self) -> int:
         """Claims and sends one batch of due messages; returns how many were attempted."""
-        ids = self._claim()
+        token, ids = self._claim()
         for msg_id in ids:
-            self._send(msg_id)
+            # The batch's tail waits for its head: under load its claim can run out meanwhile and
+            # another filer take the message over. Renewing just before the send says which.
+            if self._renew(msg_id, token):
+                self._send(msg_id)
         return len(ids)
 
     def pending(self) -> int:
@@ -90,29 +97,35 @@ class Filer:
 
     # ------------------------------------------------------------ claiming
 
-    def _claim(self) -> list[int]:
+    def _claim(self) -> tuple[str, list[int]]:
+        """Claims up to BATCH due messages under one new token; returns the token and their ids."""
         now = datetime.now(UTC)
         due = or_(
             and_(Outbox.state == "pending", Outbox.next_attempt_at <= now),
-            and_(Outbox.state == "sending", Outbox.lease_until < now),  # a dead filer's claim
+            and_(Outbox.state == "sending", Outbox.lease_until < now),  # a dead or slow filer's claim
         )
-        lease = now + timedelta(seconds=self.cfg.lease_s)
+        token = uuid.uuid4().hex
+        held = {"state": "sending", "lease_until": now + timedelta(seconds=self.cfg.lease_s), "claim": token}
         query = select(Outbox.id).where(due).order_by(Outbox.id).limit(BATCH)
         with self.sessions.begin() as s:
             if s.get_bind().dialect.name == "postgresql":
                 # Many filers share the database: rows another one holds are skipped, not waited for.
                 claimed = list(s.scalars(query.with_for_update(skip_locked=True)))
-                s.execute(update(Outbox).where(Outbox.id.in_(claimed)).values(state="sending", lease_until=lease))
-                return claimed
+                s.execute(update(Outbox).where(Outbox.id.in_(claimed)).values(**held))
+                return token, claimed
             claimed = []
             for msg_id in s.scalars(query).all():
                 # SQLite has one writer at a time; compare-and-set makes each claim exclusive anyway.
-                res = s.execute(
-                    update(Outbox).where(Outbox.id == msg_id, due).values(state="sending", lease_until=lease)
-                )
-                if res.rowcount == 1:
+                if s.execute(update(Outbox).where(Outbox.id == msg_id, due).values(**held)).rowcount == 1:
                     claimed.append(msg_id)
-        return claimed
+        return token, claimed
+
+    def _renew(self, msg_id: int, token: str) -> bool:
+        """A fresh lease on a message this claim still holds; False when another filer took it."""
+        lease = datetime.now(UTC) + timedelta(seconds=self.cfg.lease_s)
+        with self.sessions.begin() as s:
+            mine = and_(Outbox.id == msg_id, Outbox.state == "sending", Outbox.claim == token)
+            return s.execute(update(Outbox).where(mine).values(lease_until=lease)).rowcount == 1
 
     # ------------------------------------------------------------ sending
 
