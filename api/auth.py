@@ -11,9 +11,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from api.accounts import PERMISSIONS, SESSION_HOURS, Principal, audit, check_password, close_session, open_session
 from api.deps import SESSION_COOKIE, ApiContext, ContextDep, get_principal
 from api.schemas import errors
-from detector.accounts import PERMISSIONS, SESSION_HOURS, Principal, audit, check_password, close_session, open_session
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=errors(401, 429))
 

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 from starlette.concurrency import run_in_threadpool
 
+from api.accounts import audit
 from api.deps import Admin, ApiContext, CaseWorker, ContextDep, Reader, SessionDep
 from api.schemas import (
     MAX_ID,
@@ -26,10 +27,9 @@ from api.schemas import (
     StatusChange,
     errors,
 )
-from detector.accounts import audit
-from detector.db import Case, Outbox
 from detector.filing.case_flow import TransitionRefused
 from detector.filing.filer import retry_dead
+from detector.store.db import Case, Outbox
 
 router = APIRouter(prefix="/api/v1", responses=errors(401, 403, 404))
 

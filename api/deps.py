@@ -11,13 +11,13 @@ from fastapi import Depends, HTTPException, Request
 from numpy.typing import NDArray
 from sqlalchemy.orm import Session, sessionmaker
 
-from detector.accounts import Principal, principal_for_session, principal_for_token
+from api.accounts import Principal, principal_for_session, principal_for_token
 from detector.config import Camera
-from detector.deployments import ModelStore
-from detector.evidence import EvidenceStore
 from detector.filing.cases import CaseService
-from detector.health import HealthSnapshot
-from detector.taxonomy import Taxonomy
+from detector.incidents.evidence import EvidenceStore
+from detector.ingest.health import HealthSnapshot
+from detector.models.deployments import ModelStore
+from detector.rules.taxonomy import Taxonomy
 
 SESSION_COOKIE = "gs_session"
 

@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, selectinload
 
+from api.accounts import Principal, audit
 from api.deps import ApiContext, ContextDep, Reader, Reviewer, SessionDep
 from api.schemas import (
     MAX_ID,
@@ -23,9 +24,8 @@ from api.schemas import (
     ReviewVerdict,
     errors,
 )
-from detector.accounts import Principal, audit
-from detector.db import Case, CaseHistory, Incident, Outbox
 from detector.filing.cases import ReviewError
+from detector.store.db import Case, CaseHistory, Incident, Outbox
 
 router = APIRouter(prefix="/api/v1", responses=errors(400, 401, 403, 404, 409))
 

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.accounts import Principal
 from api.deps import ContextDep, Reader, SessionDep, require
 from api.schemas import errors
-from detector.accounts import Principal
-from detector.deployments import (
+from detector.models.deployments import (
     DeploymentError,
     ModelStore,
     current_shadow,
@@ -20,8 +20,8 @@ from detector.deployments import (
     start_shadow,
     stop_shadow,
 )
-from detector.model_manifest import ModelManifestError, load_manifest
-from detector.shadow import shadow_report
+from detector.models.manifest import ModelManifestError, load_manifest
+from detector.models.shadow import shadow_report
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"], responses=errors(401, 403, 404, 409))
 Trainer = Annotated[Principal, Depends(require("models"))]

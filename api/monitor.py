@@ -19,7 +19,7 @@ from sqlalchemy import func, select, text
 from api.deps import ApiContext, ContextDep, Reader, SessionDep
 from api.schemas import CameraPublic, HealthEventPublic, errors
 from detector.config import Camera
-from detector.db import CameraHealthEvent, Case, CaseHistory, Incident, Outbox
+from detector.store.db import CameraHealthEvent, Case, CaseHistory, Incident, Outbox
 
 router = APIRouter(prefix="/api/v1", responses=errors(401, 403, 404))
 ops = APIRouter(tags=["ops"], responses=errors(401, 403, 503))

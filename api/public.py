@@ -20,8 +20,8 @@ from sqlalchemy import select
 from api.deps import ApiContext, ContextDep, SessionDep
 from api.schemas import errors
 from detector.config import DEFAULT_TZ
-from detector.db import Case, CaseHistory, EvidenceFile, Incident
-from detector.privacy import public_copy
+from detector.incidents.privacy import public_copy
+from detector.store.db import Case, CaseHistory, EvidenceFile, Incident
 
 router = APIRouter(prefix="/public", tags=["public"], responses=errors(404))
 PUBLIC_KINDS = ("clean", "after")

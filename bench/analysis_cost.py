@@ -29,15 +29,15 @@ import cv2
 import numpy as np
 import yaml
 
-from detector.analyzers.occupancy import OccupancyAnalyzer, OccupancyParams
-from detector.app import build
+from detector.analysis.gate import SceneGate
+from detector.analysis.occupancy import OccupancyAnalyzer, OccupancyParams
 from detector.config import Camera, load_config
-from detector.demo import DEMO_NO_VENDING_ZONE, StreetSpec, ensure_demo_video
-from detector.gate import SceneGate
-from detector.health import CameraState
-from detector.rules import CameraRules
-from detector.sources import DEFAULT_FILE_START, StreamReader, _DueDecoder
-from detector.taxonomy import Taxonomy
+from detector.ingest.health import CameraState
+from detector.ingest.sources import DEFAULT_FILE_START, StreamReader, _DueDecoder
+from detector.rules.engine import CameraRules
+from detector.rules.taxonomy import Taxonomy
+from detector.runtime.app import build
+from detector.synthetic.demo import DEMO_NO_VENDING_ZONE, StreetSpec, ensure_demo_video
 from detector.types import Frame, Observations
 
 CACHE = Path(__file__).resolve().parents[1] / "var" / "bench"

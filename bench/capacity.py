@@ -5,8 +5,8 @@
 
 N simulated cameras are N mounts of the real RTSP test server
 (tests/support/rtsp_server.py, GStreamer, live-paced, H.264 passed through) on
-127.0.0.1, serving a handful of generated street videos (detector.demo, cached
-in var/bench/). For each N, GridSight's composition root (detector.app.build →
+127.0.0.1, serving a handful of generated street videos (detector.synthetic.demo, cached
+in var/bench/). For each N, GridSight's composition root (detector.runtime.app.build →
 start → run) runs in child processes for a fixed wall-clock window after a
 warm-up: one worker process per core by default, sharing the cameras by their
 leases as under `gridsight run --workers auto` (`--workers 1`: one process). The
@@ -48,8 +48,8 @@ import av  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from detector.demo import DEMO_NO_VENDING_ZONE, StreetSpec, ensure_demo_video  # noqa: E402
-from detector.sources import _DueDecoder, _seconds  # noqa: E402
+from detector.ingest.sources import _DueDecoder, _seconds  # noqa: E402
+from detector.synthetic.demo import DEMO_NO_VENDING_ZONE, StreetSpec, ensure_demo_video  # noqa: E402
 
 CACHE = REPO / "var" / "bench"
 MODELS = CACHE / "models"
@@ -272,9 +272,9 @@ class GilProbe(threading.Thread):
 
 
 def child_gridsight(spec: dict[str, Any]) -> None:
-    from detector import sources
-    from detector.app import build
-    from detector.health import CameraState
+    from detector.ingest import sources
+    from detector.ingest.health import CameraState
+    from detector.runtime.app import build
 
     sources._DueDecoder = TimedDueDecoder  # type: ignore[misc]  # read by StreamReader._session at connect
     workers = spec.get("workers", 1)
@@ -446,7 +446,7 @@ class NaiveCamera(threading.Thread):
 
 
 def child_baseline(spec: dict[str, Any]) -> None:
-    from detector.analyzers.onnx_detector import OnnxModel
+    from detector.analysis.onnx_detector import OnnxModel
 
     # one session (1 thread) shared by all cameras, as GridSight does; no model: demux only
     model = OnnxModel(MODELS / spec["model"]) if spec.get("model") else None

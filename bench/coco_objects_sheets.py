@@ -20,8 +20,8 @@ import av
 import cv2
 import numpy as np
 
-from detector.analyzers.onnx_detector import OnnxModel
-from detector.deployments import ModelStore
+from detector.analysis.onnx_detector import OnnxModel
+from detector.models.deployments import ModelStore
 
 WATCHED = ["person", "bicycle", "car", "motorcycle", "bus", "truck"]
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"

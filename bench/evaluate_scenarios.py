@@ -3,7 +3,7 @@ incidents and CPU on real fixed-camera clips — GridSight as shipped, end to en
 
     python bench/evaluate_scenarios.py [--quick] [--seeds N] [--hours H] [--skip-real] [--skip-ocr]
 
-Every scenario video runs through the real application (`detector.app.build()`
+Every scenario video runs through the real application (`detector.runtime.app.build()`
 on a temporary config dir: readers, gate, analyzers, tamper check, rules,
 incidents, cases; see tests/support/replay.py) with the taxonomy's default
 rules unless a row says otherwise. Videos are generated once per spec and
@@ -35,9 +35,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # tests.support is not installed
     sys.path.insert(0, str(REPO))
 
-from detector.rules import MAINTENANCE  # noqa: E402
-from detector.scenarios import SITE_ZONE, ScenarioSpec, ensure_scenario  # noqa: E402
-from detector.street_scenes import (  # noqa: E402
+from detector.rules.engine import MAINTENANCE  # noqa: E402
+from detector.synthetic.scenarios import SITE_ZONE, ScenarioSpec, ensure_scenario  # noqa: E402
+from detector.synthetic.street_scenes import (  # noqa: E402
     KERB_ZONE,
     NO_VENDING_ZONE,
     SHOP_FRONT_ZONE,
@@ -344,7 +344,7 @@ def score(fam: Family, found: list[Found]) -> list[Score]:
 
 def phone_rate(seed: int = 2026) -> tuple[int, int, int, int]:
     """OCR alone: (exact, posters, wrong numbers, 9 px posters) on generated walls, as test_text measures."""
-    from detector.analyzers.text import TextDetector, shared_engine
+    from detector.analysis.text import TextDetector, shared_engine
     from detector.types import Frame
     from tests.support import posters
 

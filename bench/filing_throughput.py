@@ -40,12 +40,12 @@ from sqlalchemy import select  # noqa: E402
 
 from detector import logs  # noqa: E402
 from detector.config import Camera, HttpJsonPlatform, Settings  # noqa: E402
-from detector.db import Case, Outbox, open_database  # noqa: E402
-from detector.evidence import EvidenceStore  # noqa: E402
 from detector.filing.cases import CaseService  # noqa: E402
 from detector.filing.filer import Filer  # noqa: E402
 from detector.filing.platform import HttpJsonAdapter  # noqa: E402
-from detector.taxonomy import load_taxonomy  # noqa: E402
+from detector.incidents.evidence import EvidenceStore  # noqa: E402
+from detector.rules.taxonomy import load_taxonomy  # noqa: E402
+from detector.store.db import Case, Outbox, open_database  # noqa: E402
 from tests.support.builders import queue_cases  # noqa: E402
 from tests.support.platform import PlatformServer  # noqa: E402
 
@@ -229,7 +229,7 @@ def _filer_worker(
     engine, sessions = open_database(db_url)
     store = EvidenceStore(Path(evidence_root))
     cases = case_service(store, settings)
-    # As detector.app.build_filer does for an http_json platform (status polling included).
+    # As detector.runtime.app.build_filer does for an http_json platform (status polling included).
     filer = Filer(sessions, HttpJsonAdapter(cfg), store, cases, settings.filing, poll_every_s=cfg.poll_every_s)
     ready.put(idx)
     start.wait()

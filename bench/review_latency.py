@@ -28,9 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from detector.config import load_config  # noqa: E402
-from detector.db import Incident, open_database  # noqa: E402
-from detector.evidence import EvidenceStore  # noqa: E402
 from detector.filing.cases import CaseService  # noqa: E402
+from detector.incidents.evidence import EvidenceStore  # noqa: E402
+from detector.store.db import Incident, open_database  # noqa: E402
 from tests.support.builders import queue_cases  # noqa: E402
 
 CAMERA = {

@@ -26,8 +26,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from detector.app import build
-    from detector.supervisor import Supervisor
+    from detector.runtime.app import build
+    from detector.runtime.supervisor import Supervisor
 
     workers = (os.cpu_count() or 1) if args.workers == "auto" else int(args.workers)
     if args.worker is not None:  # started by a supervisor: cameras only, spread by the camera leases
@@ -68,7 +68,7 @@ def cmd_incidents(args: argparse.Namespace) -> int:
     from sqlalchemy import select
     from sqlalchemy.orm import selectinload
 
-    from detector.db import Incident, open_database
+    from detector.store.db import Incident, open_database
 
     loaded = load_config(args.config)
     s = loaded.settings
@@ -97,10 +97,10 @@ def cmd_filer(args: argparse.Namespace) -> int:
     import time
 
     from detector import logs
-    from detector.app import build_filer
-    from detector.db import open_database
-    from detector.evidence import EvidenceStore
     from detector.filing.cases import CaseService
+    from detector.incidents.evidence import EvidenceStore
+    from detector.runtime.app import build_filer
+    from detector.store.db import open_database
 
     loaded = load_config(args.config)
     s = loaded.settings
@@ -125,8 +125,8 @@ def cmd_filer(args: argparse.Namespace) -> int:
 
 
 def cmd_cases_export(args: argparse.Namespace) -> int:
-    from detector.db import open_database
     from detector.filing.export import export_cases
+    from detector.store.db import open_database
 
     s = load_config(args.config).settings
     engine, sessions = open_database(s.database_url)
@@ -139,14 +139,14 @@ def cmd_cases_export(args: argparse.Namespace) -> int:
 
 
 def _accounts(args: argparse.Namespace):
-    from detector.db import open_database
+    from detector.store.db import open_database
 
     engine, sessions = open_database(load_config(args.config).settings.database_url)
     return engine, sessions
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
-    from detector.accounts import AccountError, add_user, audit, generate_password
+    from api.accounts import AccountError, add_user, audit, generate_password
 
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else generate_password()
     engine, sessions = _accounts(args)
@@ -164,7 +164,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
-    from detector.accounts import AccountError, audit, create_token
+    from api.accounts import AccountError, audit, create_token
 
     engine, sessions = _accounts(args)
     try:
@@ -184,8 +184,7 @@ def cmd_model(args: argparse.Namespace) -> int:
     """Model deployments (the same operations as /api/v1/models, audited as 'cli')."""
     import json
 
-    from detector.db import open_database
-    from detector.deployments import (
+    from detector.models.deployments import (
         DeploymentError,
         ModelStore,
         current_shadow,
@@ -195,7 +194,8 @@ def cmd_model(args: argparse.Namespace) -> int:
         start_shadow,
         stop_shadow,
     )
-    from detector.shadow import shadow_report
+    from detector.models.shadow import shadow_report
+    from detector.store.db import open_database
 
     settings = load_config(args.config).settings
     store = ModelStore(settings.models_dir)
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--evidence-base", help="URL prefix of evidence links (default: the evidence folder)")
     export.set_defaults(func=cmd_cases_export)
 
-    from detector.accounts import ROLES
+    from api.accounts import ROLES
 
     user = sub.add_parser("user", help="console users")
     user_sub = user.add_subparsers(dest="user_command", required=True)

@@ -29,8 +29,8 @@ from pydantic import (
 )
 
 from detector.filing.case_flow import check_edges
-from detector.taxonomy import FilingPolicy, Persistence, RuleSpec, Taxonomy, load_taxonomy
-from detector.workcal import TimeZoneName, WorkCalendar
+from detector.filing.workcal import TimeZoneName, WorkCalendar
+from detector.rules.taxonomy import FilingPolicy, Persistence, RuleSpec, Taxonomy, load_taxonomy
 
 DEFAULT_TZ = "Asia/Shanghai"
 SETTINGS_FILE = "settings.yaml"
@@ -138,7 +138,7 @@ class CameraFilter(Strict):
 
 
 class InstanceSettings(Strict):
-    """This process among several sharing one database: cameras are assigned by leases (detector/leases.py)."""
+    """This process among several sharing one database: cameras are assigned by leases (detector/runtime/leases.py)."""
 
     id: str | None = Field(
         None, min_length=1, max_length=128, description="Name in the lease tables, unique per database; "

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from detector.demo import StreetSpec, ensure_demo_video
+from detector.synthetic.demo import StreetSpec, ensure_demo_video
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_VIDEOS = REPO.parent / "shared" / "datasets" / "videos"
@@ -58,7 +58,7 @@ def write_config(root: Path, cameras: list[dict], **settings: object) -> Path:
 
 def street_camera(video: Path, cam_id: str = "street-1", **over: object) -> dict:
     """A camera on a generated street video, with rules short enough for a test."""
-    from detector.demo import DEMO_NO_VENDING_ZONE
+    from detector.synthetic.demo import DEMO_NO_VENDING_ZONE
 
     cam = {
         "id": cam_id,

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from detector.demo import _encode
-from detector.street_scenes import NO_VENDING_ZONE, SHOP_FRONT_ZONE, StreetSceneRenderer, StreetSceneSpec
+from detector.synthetic.demo import _encode
+from detector.synthetic.street_scenes import NO_VENDING_ZONE, SHOP_FRONT_ZONE, StreetSceneRenderer, StreetSceneSpec
 from tests.conftest import write_config
 from tests.support.replay import replay
 

@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy import select
 
 from detector.config import load_config
-from detector.db import Case, EvidenceFile, open_database
-from detector.evidence import EvidenceStore
 from detector.filing.cases import CaseService
+from detector.incidents.evidence import EvidenceStore
+from detector.store.db import Case, EvidenceFile, open_database
 from tests.conftest import write_config
 from tests.support.builders import queue_cases
 from tests.support.platform import PlatformServer

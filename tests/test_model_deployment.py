@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from detector.deployments import ModelStore
+from detector.models.deployments import ModelStore
 from tests.conftest import street_camera, write_config
 from tests.detector.test_onnx_detector import build_constant_model, write_manifest
 from tests.support.waiting import wait_until

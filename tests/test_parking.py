@@ -17,9 +17,9 @@ import cv2
 import numpy as np
 import pytest
 
-from detector.analyzers.onnx_detector import OnnxModel
-from detector.demo import StreetSpec, encode_atomically
-from detector.deployments import ModelStore
+from detector.analysis.onnx_detector import OnnxModel
+from detector.models.deployments import ModelStore
+from detector.synthetic.demo import StreetSpec, encode_atomically
 from tests.conftest import REPO, write_config
 from tests.detector.test_occupancy import Scene
 from tests.support.replay import replay

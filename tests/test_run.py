@@ -159,7 +159,7 @@ def test_settings_file_is_respected(tmp_path: Path, short_street: Path) -> None:
     proc = start(cfg, 3, tmp_path)
     api_url(proc)
     assert proc.wait(60) == 0
-    assert "INFO    detector.app: gridsight started" in (tmp_path / "log.txt").read_text()
+    assert "INFO    detector.runtime.app: gridsight started" in (tmp_path / "log.txt").read_text()
 
 
 def test_the_default_demo_camera_ends_with_an_incident(tmp_path: Path) -> None:

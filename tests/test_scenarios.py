@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from detector.scenarios import SCENARIOS, SITE_ZONE, ensure_scenario
+from detector.synthetic.scenarios import SCENARIOS, SITE_ZONE, ensure_scenario
 from tests.conftest import write_config
 from tests.test_run import api_url, start
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from detector.accounts import create_token
-from detector.app import GridSight
-from detector.rules import MAINTENANCE
-from detector.scenarios import ScenarioSpec, ensure_scenario
-from detector.street_scenes import NO_VENDING_ZONE
+from api.accounts import create_token
+from detector.rules.engine import MAINTENANCE
+from detector.runtime.app import GridSight
+from detector.synthetic.scenarios import ScenarioSpec, ensure_scenario
+from detector.synthetic.street_scenes import NO_VENDING_ZONE
 from tests.conftest import write_config
 from tests.support.replay import replay
 

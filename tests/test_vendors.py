@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from detector.street_scenes import (
+from detector.synthetic.street_scenes import (
     KERB_ZONE,
     NO_VENDING_ZONE,
     SHOP_FRONT_ZONE,

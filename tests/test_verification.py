@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from detector.demo import StreetSpec, ensure_demo_video
+from detector.synthetic.demo import StreetSpec, ensure_demo_video
 from tests.conftest import street_camera, write_config
 from tests.test_run import api_token, api_url, start
 

@@ -37,7 +37,7 @@ import yaml
 from pydantic import ValidationError
 
 from detector.config import SETTINGS_FILE, ZonePurpose, load_config
-from detector.taxonomy import BUNDLED, ProblemType, load_taxonomy
+from detector.rules.taxonomy import BUNDLED, ProblemType, load_taxonomy
 from training.datasets import ClassMap, DatasetError
 
 OWN_TAXONOMY = Path("taxonomy") / "taxonomy.yaml"  # under the config folder

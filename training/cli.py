@@ -161,8 +161,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _active_model_dir(config: Path, name: str) -> Path | None:
     """The folder of the version of `name` the cameras run now (database decisions, else the default)."""
     from detector.config import load_config
-    from detector.db import open_database
-    from detector.deployments import ModelStore, active_version
+    from detector.models.deployments import ModelStore, active_version
+    from detector.store.db import open_database
 
     settings = load_config(config).settings
     store = ModelStore(settings.models_dir)

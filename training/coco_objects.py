@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from detector.analyzers.onnx_detector import MODEL_FILENAME, OnnxModel
-from detector.model_manifest import MANIFEST_FILENAME, ModelManifest
+from detector.analysis.onnx_detector import MODEL_FILENAME, OnnxModel
+from detector.models.manifest import MANIFEST_FILENAME, ModelManifest
 from training.evaluate import read_image, time_models
 
 NAME = "coco-objects"

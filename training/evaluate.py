@@ -1,6 +1,6 @@
 """Evaluate shipped detection models on a labelled dataset split, through the runtime.
 
-Inference goes through `detector.analyzers.onnx_detector.OnnxModel`, so the numbers measure
+Inference goes through `detector.analysis.onnx_detector.OnnxModel`, so the numbers measure
 exactly what ships: the model's (possibly rectangular) letterbox, its normalisation, its
 class-aware NMS and its manifest's thresholds. Each model runs twice per image:
 
@@ -38,8 +38,8 @@ import numpy as np
 import yaml
 from numpy.typing import NDArray
 
-from detector.analyzers.onnx_detector import MODEL_FILENAME, OnnxModel
-from detector.model_manifest import MANIFEST_FILENAME, load_manifest
+from detector.analysis.onnx_detector import MODEL_FILENAME, OnnxModel
+from detector.models.manifest import MANIFEST_FILENAME, load_manifest
 from detector.types import Observations
 from training.datasets import DatasetError, ImportReport, read_yolo
 

@@ -1,6 +1,6 @@
 """Export trained ultralytics weights into runtime model folders: ONNX FP32 and static INT8.
 
-A model folder is what `detector.analyzers.onnx_detector.OnnxModel` loads: `model.onnx` and
+A model folder is what `detector.analysis.onnx_detector.OnnxModel` loads: `model.onnx` and
 `manifest.yaml`. Export goes in three steps:
 
 1. `export_fp32`: ultralytics' ONNX exporter with a fixed, possibly rectangular input
@@ -39,8 +39,8 @@ import numpy as np
 import yaml
 from numpy.typing import NDArray
 
-from detector.analyzers.onnx_detector import MODEL_FILENAME, OnnxModel
-from detector.model_manifest import MANIFEST_FILENAME, ModelManifest, load_manifest
+from detector.analysis.onnx_detector import MODEL_FILENAME, OnnxModel
+from detector.models.manifest import MANIFEST_FILENAME, ModelManifest, load_manifest
 from training.datasets import DatasetError
 from training.evaluate import ModelEvaluation, evaluate_split, load_split, read_image
 

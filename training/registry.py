@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from detector.deployments import DEFAULT_VERSION_FILE
-from detector.model_manifest import MANIFEST_FILENAME, DataLicence, ModelManifest, load_manifest
+from detector.models.deployments import DEFAULT_VERSION_FILE
+from detector.models.manifest import MANIFEST_FILENAME, DataLicence, ModelManifest, load_manifest
 
 _VERSION = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,39}$")
 

@@ -62,8 +62,8 @@ from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, selectinload
 
 from detector.config import DEFAULT_TZ
-from detector.db import Incident
-from detector.taxonomy import Taxonomy
+from detector.rules.taxonomy import Taxonomy
+from detector.store.db import Incident
 from training.datasets import (
     SPLITS,
     Box,
@@ -551,7 +551,7 @@ def export_from_config(
         DatasetError: an unreadable class mapping.
     """
     from detector.config import SETTINGS_FILE, load_config
-    from detector.db import make_engine, session_factory
+    from detector.store.db import make_engine, session_factory
 
     class_map = ClassMap.load(classes)
     loaded = load_config(Path(config_dir))

@@ -1,1 +1,1 @@
-"""Filing cases to the platform: cases, outbox, filer, adapters."""
+"""Incidents → cases → platform: cases and their lifecycle, the outbox and filer, platform adapters, deadlines."""

@@ -21,11 +21,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from detector.config import DEFAULT_TZ, Camera, LocalPlatform, Settings
-from detector.db import CameraRow, Case, CaseHistory, EvidenceFile, Incident, Outbox
-from detector.evidence import EvidenceStore
 from detector.filing.case_flow import STATUSES, TERMINAL, CaseFlow, TransitionRefused
-from detector.taxonomy import FilingPolicy, ProblemType, Taxonomy
-from detector.workcal import TimeLimit
+from detector.filing.workcal import TimeLimit
+from detector.incidents.evidence import EvidenceStore
+from detector.rules.taxonomy import FilingPolicy, ProblemType, Taxonomy
+from detector.store.db import CameraRow, Case, CaseHistory, EvidenceFile, Incident, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class CaseService:
     store: EvidenceStore
     cameras: dict[str, Camera]
     # Told (case, old status, new status, source) on every change apply_status makes, before the
-    # caller commits (detector/events.py sends it after the commit). Must not raise.
+    # caller commits (detector/runtime/events.py sends it after the commit). Must not raise.
     on_status: Callable[[Case, str, str, str], None] | None = None
     flow: CaseFlow = field(init=False)
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from detector.db import Case, EvidenceFile
+from detector.store.db import Case, EvidenceFile
 
 COLUMNS = [
     ("case_no", "案件编号"), ("status", "状态"), ("sxdm", "事项代码"), ("sxmc", "事项名称"), ("source", "问题来源"),

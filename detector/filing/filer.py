@@ -24,11 +24,11 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from detector.config import FilingSettings
-from detector.db import Case, EvidenceFile, Outbox
-from detector.evidence import EvidenceStore
 from detector.filing.case_flow import TERMINAL, TransitionRefused
 from detector.filing.cases import CaseService
 from detector.filing.platform import Attachment, PlatformAdapter, PlatformError
+from detector.incidents.evidence import EvidenceStore
+from detector.store.db import Case, EvidenceFile, Outbox
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from detector.config import HttpJsonPlatform, LocalPlatform
-from detector.db import Case
 from detector.filing.case_flow import STATUSES
+from detector.store.db import Case
 
 
 class PlatformError(Exception):

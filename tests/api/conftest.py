@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 
+from api.accounts import ROLES, add_user, create_token
 from api.app import create_app
 from api.deps import ApiContext
-from detector.accounts import ROLES, add_user, create_token
 from detector.config import Camera, Settings
-from detector.db import open_database
-from detector.deployments import ModelStore
-from detector.evidence import EvidenceStore
 from detector.filing.cases import CaseService
-from detector.taxonomy import load_taxonomy
+from detector.incidents.evidence import EvidenceStore
+from detector.models.deployments import ModelStore
+from detector.rules.taxonomy import load_taxonomy
+from detector.store.db import open_database
 from tests.support.builders import queue_cases
 
 CAMERA = Camera.model_validate(

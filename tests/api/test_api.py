@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from detector.db import AuditLog, Case, Incident, Outbox
+from detector.store.db import AuditLog, Case, Incident, Outbox
 
 
 def rows(api, model):

@@ -14,9 +14,9 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from detector.config import Settings
-from detector.db import AuditLog, Case, CaseHistory
 from detector.filing.cases import CaseService
-from detector.taxonomy import load_taxonomy
+from detector.rules.taxonomy import load_taxonomy
+from detector.store.db import AuditLog, Case, CaseHistory
 
 
 def _filed(api, case_id: int = 1) -> None:

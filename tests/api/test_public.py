@@ -9,7 +9,7 @@ import numpy as np
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from detector.db import Case, EvidenceFile
+from detector.store.db import Case, EvidenceFile
 
 
 def test_only_closed_cases_are_public_without_internal_ids(api) -> None:

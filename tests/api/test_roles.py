@@ -7,7 +7,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from detector.accounts import PERMISSIONS
+from api.accounts import PERMISSIONS
 
 # (method, path) → the permission it needs; None = public (no credentials needed).
 ROUTES: dict[tuple[str, str], str | None] = {

@@ -84,8 +84,8 @@ def clip_bytes(video: Path, seconds: float, tmp: Path) -> bytes:
 def seed_pending_incidents(cfg: Path, camera_id: str, video: Path, n: int, tmp: Path) -> list[int]:
     """n incidents waiting for review, each with its own annotated and clean JPEG and a shared clip."""
     from detector.config import load_config
-    from detector.db import EvidenceFile, Incident, IncidentEvent, open_database
-    from detector.evidence import EvidenceStore
+    from detector.incidents.evidence import EvidenceStore
+    from detector.store.db import EvidenceFile, Incident, IncidentEvent, open_database
 
     settings = load_config(cfg).settings
     engine, sessions = open_database(settings.database_url)

@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from detector.config import Settings
-from detector.db import Case, CaseHistory, Incident, open_database
-from detector.evidence import EvidenceStore
 from detector.filing.case_flow import SOURCES, STATUSES, TERMINAL, TransitionRefused
 from detector.filing.cases import CaseService
-from detector.taxonomy import load_taxonomy
+from detector.incidents.evidence import EvidenceStore
+from detector.rules.taxonomy import load_taxonomy
+from detector.store.db import Case, CaseHistory, Incident, open_database
 from tests.api.conftest import CAMERA
 from tests.support.builders import queue_cases
 

@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import select
 
 from detector.config import Camera, Settings
-from detector.db import Case, EvidenceFile, Incident, Outbox, open_database
-from detector.evidence import EvidenceStore
 from detector.filing.cases import CaseService, ReviewError
-from detector.incidents import IncidentManager
-from detector.rules import CameraRules
-from detector.taxonomy import load_taxonomy
+from detector.incidents.evidence import EvidenceStore
+from detector.incidents.manager import IncidentManager
+from detector.rules.engine import CameraRules
+from detector.rules.taxonomy import load_taxonomy
+from detector.store.db import Case, EvidenceFile, Incident, Outbox, open_database
 from detector.types import Observations
 
 SH = ZoneInfo("Asia/Shanghai")

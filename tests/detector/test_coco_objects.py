@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 import pytest
 
-from detector.analyzers.occupancy import LABEL, PERSON, VENDING, OccupancyAnalyzer, OccupancyParams
-from detector.analyzers.onnx_detector import ObjectDetector, OnnxModel
-from detector.deployments import ModelStore
-from detector.privacy import redact
+from detector.analysis.occupancy import LABEL, PERSON, VENDING, OccupancyAnalyzer, OccupancyParams
+from detector.analysis.onnx_detector import ObjectDetector, OnnxModel
+from detector.incidents.privacy import redact
+from detector.models.deployments import ModelStore
 from detector.types import Frame
 from tests.detector.test_occupancy import OBJ, STEP_S, T0, Scene, _hits, _iou, _norm
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from detector.config import Schedule, load_config
-from detector.demo_camera import demo_camera
+from detector.synthetic.demo_camera import demo_camera
 from tests.conftest import REPO
 
 SH = ZoneInfo("Asia/Shanghai")

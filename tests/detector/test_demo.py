@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from detector import demo
-from detector.demo import (
+from detector.synthetic import demo
+from detector.synthetic.demo import (
     DEMO_NO_VENDING_ZONE,
     StreetSpec,
     demo_truth,

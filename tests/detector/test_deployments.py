@@ -8,8 +8,16 @@ import pytest
 from sqlalchemy import select
 
 from detector.cli import main
-from detector.db import AuditLog, open_database
-from detector.deployments import DeploymentError, ModelStore, desired, promote, rollback, start_shadow, stop_shadow
+from detector.models.deployments import (
+    DeploymentError,
+    ModelStore,
+    desired,
+    promote,
+    rollback,
+    start_shadow,
+    stop_shadow,
+)
+from detector.store.db import AuditLog, open_database
 from tests.conftest import write_config
 from tests.detector.test_onnx_detector import write_manifest
 
@@ -89,8 +97,8 @@ def test_cli_promote_shadow_and_errors(store: ModelStore, tmp_path: Path, capsys
 def test_shadow_report_compares_models_and_verdicts(sessions) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from detector.db import Incident, ModelDeployment, ModelFinding
-    from detector.shadow import shadow_report
+    from detector.models.shadow import shadow_report
+    from detector.store.db import Incident, ModelDeployment, ModelFinding
 
     t0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
     pile, ghost = [0.1, 0.1, 0.3, 0.3], [0.6, 0.6, 0.8, 0.8]

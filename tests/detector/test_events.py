@@ -25,7 +25,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from detector.config import MqttSettings, Settings
-from detector.events import Events, MqttPublisher
+from detector.runtime.events import Events, MqttPublisher
 from tests.conftest import street_camera, write_config
 from tests.test_run import api_token, api_url, start
 
@@ -364,10 +364,10 @@ class FakePublisher:
 def test_case_status_is_sent_only_after_the_change_commits(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    from detector.db import Case, Incident, open_database
-    from detector.evidence import EvidenceStore
     from detector.filing.cases import CaseService
-    from detector.taxonomy import load_taxonomy
+    from detector.incidents.evidence import EvidenceStore
+    from detector.rules.taxonomy import load_taxonomy
+    from detector.store.db import Case, Incident, open_database
 
     engine, sessions = open_database(f"sqlite:///{tmp_path / 'db.sqlite'}")
     tax = load_taxonomy(None)

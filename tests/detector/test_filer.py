@@ -20,12 +20,12 @@ from sqlalchemy import select
 from api.app import create_app
 from api.deps import ApiContext
 from detector.config import Camera, HttpJsonPlatform, Settings
-from detector.db import Case, CaseHistory, EvidenceFile, Outbox, open_database
-from detector.evidence import EvidenceStore
 from detector.filing.cases import CaseService
 from detector.filing.filer import Filer, retry_dead
 from detector.filing.platform import HttpJsonAdapter
-from detector.taxonomy import load_taxonomy
+from detector.incidents.evidence import EvidenceStore
+from detector.rules.taxonomy import load_taxonomy
+from detector.store.db import Case, CaseHistory, EvidenceFile, Outbox, open_database
 from tests.support.builders import T0, queue_cases
 from tests.support.platform import PlatformServer, sign_callback
 

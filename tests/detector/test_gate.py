@@ -5,10 +5,10 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from detector.analysis.gate import SceneGate
+from detector.analysis.zones import ZoneMasks
 from detector.config import Zone
-from detector.gate import SceneGate
 from detector.types import Frame
-from detector.zones import ZoneMasks
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 BASE = np.random.default_rng(1).integers(60, 200, (360, 640, 3), np.uint8)

@@ -16,9 +16,16 @@ import av
 import numpy as np
 import pytest
 
-from detector.analyzers.haze import ACTIVITY, DUST, HazeAnalyzer, HazeParams
-from detector.analyzers.occupancy import OccupancyAnalyzer
-from detector.scenarios import SCENARIOS, SITE_ZONE, ScenarioSpec, ScenarioTruth, ensure_scenario, generate_scenario
+from detector.analysis.haze import ACTIVITY, DUST, HazeAnalyzer, HazeParams
+from detector.analysis.occupancy import OccupancyAnalyzer
+from detector.synthetic.scenarios import (
+    SCENARIOS,
+    SITE_ZONE,
+    ScenarioSpec,
+    ScenarioTruth,
+    ensure_scenario,
+    generate_scenario,
+)
 from detector.types import Frame, Observations
 from tests.support.video import Sampled, sample
 

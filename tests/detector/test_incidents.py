@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import func, select
 
 from detector.config import Camera
-from detector.db import EvidenceFile, Incident, IncidentEvent, make_engine, migrate, session_factory
-from detector.evidence import EvidenceStore
-from detector.incidents import IncidentManager
-from detector.rules import CameraRules
-from detector.taxonomy import load_taxonomy
+from detector.incidents.evidence import EvidenceStore
+from detector.incidents.manager import IncidentManager
+from detector.rules.engine import CameraRules
+from detector.rules.taxonomy import load_taxonomy
+from detector.store.db import EvidenceFile, Incident, IncidentEvent, make_engine, migrate, session_factory
 from detector.types import Observations
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))

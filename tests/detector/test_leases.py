@@ -11,8 +11,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from detector.config import Camera, InstanceSettings, Settings
-from detector.db import open_database
-from detector.leases import (
+from detector.runtime.leases import (
     Lease,
     LeaseError,
     LeaseKeeper,
@@ -27,6 +26,7 @@ from detector.leases import (
     release,
     renew,
 )
+from detector.store.db import open_database
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 LEASE_S = 10

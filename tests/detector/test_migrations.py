@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect
 
-from detector.db import make_engine
+from detector.store.db import make_engine
 
 # Each process waits for the same instant, then opens (and so migrates) the database.
 OPEN_AT_ONCE = """
 import sys, time
-from detector.db import open_database
+from detector.store.db import open_database
 time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
 open_database(sys.argv[1])
 """

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from detector.config import Camera
-from detector.rules import CameraRules, object_names
-from detector.street_scenes import NO_VENDING_ZONE
-from detector.taxonomy import load_taxonomy
+from detector.rules.engine import CameraRules, object_names
+from detector.rules.taxonomy import load_taxonomy
+from detector.synthetic.street_scenes import NO_VENDING_ZONE
 from detector.types import Observations
 
 STALL = (0.55, 0.50, 0.68, 0.67)

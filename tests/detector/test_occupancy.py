@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from detector.analyzers.occupancy import LABEL, OccupancyAnalyzer, OccupancyParams
+from detector.analysis.occupancy import LABEL, OccupancyAnalyzer, OccupancyParams
 from detector.types import Frame, Observations
 
 W, H = 640, 360

@@ -19,8 +19,8 @@ import pytest
 import yaml
 from onnx import TensorProto, helper, numpy_helper
 
-from detector.analyzers.onnx_detector import ObjectDetector, OnnxModel, OnnxModelError
-from detector.model_manifest import ModelManifestError, load_manifest
+from detector.analysis.onnx_detector import ObjectDetector, OnnxModel, OnnxModelError
+from detector.models.manifest import ModelManifestError, load_manifest
 from detector.types import Frame
 
 # -- builders ----------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from detector.phones import find_phones, normalise_phone
+from detector.analysis.phones import find_phones, normalise_phone
 
 CASES: list[tuple[str, list[str]]] = [
     # --- mobiles, as printed

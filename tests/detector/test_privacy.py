@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from detector.privacy import PrivacyReport, public_copy, redact
+from detector.incidents.privacy import PrivacyReport, public_copy, redact
 
 W, H = 1280, 720
 FONT = cv2.FONT_HERSHEY_SIMPLEX

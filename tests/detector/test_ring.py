@@ -8,7 +8,7 @@ from pathlib import Path
 
 import av
 
-from detector.ring import PacketRing
+from detector.ingest.ring import PacketRing
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 FPS, GOP = 10, 20  # a keyframe every 2 s

@@ -6,9 +6,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from detector.config import Camera
-from detector.persistence import Action, PersistenceTracker, decide
-from detector.rules import CameraRules
-from detector.taxonomy import load_taxonomy
+from detector.rules.engine import CameraRules
+from detector.rules.persistence import Action, PersistenceTracker, decide
+from detector.rules.taxonomy import load_taxonomy
 from detector.types import Observations
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))

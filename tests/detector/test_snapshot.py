@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from detector.health import CameraHealth, CameraState
-from detector.sources import ReaderOptions, SnapshotReader
+from detector.ingest.health import CameraHealth, CameraState
+from detector.ingest.sources import ReaderOptions, SnapshotReader
 from detector.types import Frame
 
 JPEG = cv2.imencode(".jpg", np.full((120, 160, 3), 128, np.uint8))[1].tobytes()

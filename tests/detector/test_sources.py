@@ -14,9 +14,9 @@ import av
 import pytest
 
 from detector.config import Source
-from detector.health import CameraHealth, CameraState
-from detector.ring import PacketRing
-from detector.sources import (
+from detector.ingest.health import CameraHealth, CameraState
+from detector.ingest.ring import PacketRing
+from detector.ingest.sources import (
     DEFAULT_FILE_START,
     ReaderOptions,
     StreamReader,
@@ -69,7 +69,7 @@ class CountingDecodes:
     """Counts packets handed to the decoder (the expensive part) while a reader runs."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        from detector import sources
+        from detector.ingest import sources
 
         self.n = 0
         original = sources._DueDecoder._decode

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from detector.analyzers.tamper import TamperDetector, TamperParams, TamperState
-from detector.scenarios import SCENARIOS, ScenarioTruth, ensure_scenario
+from detector.analysis.tamper import TamperDetector, TamperParams, TamperState
+from detector.synthetic.scenarios import SCENARIOS, ScenarioTruth, ensure_scenario
 from detector.types import Frame
 from tests.support.video import Sampled, sample
 
@@ -165,8 +165,8 @@ def test_state_round_trip_keeps_the_reference(scenario) -> None:
 
 
 def _haze_state(frames: Sampled, truth: ScenarioTruth) -> bytes:
-    from detector.analyzers.haze import HazeAnalyzer
-    from detector.scenarios import SITE_ZONE
+    from detector.analysis.haze import HazeAnalyzer
+    from detector.synthetic.scenarios import SITE_ZONE
 
     an = HazeAnalyzer({"site": SITE_ZONE})
     for i, (t, image) in enumerate(frames[:2]):

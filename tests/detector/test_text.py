@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from detector.analyzers.text import LABEL, TextDetector, TextParams
+from detector.analysis.text import LABEL, TextDetector, TextParams
 from detector.types import Frame, Observations
 
 T0 = datetime(2026, 3, 6, 9, 0, tzinfo=UTC)
@@ -191,7 +191,7 @@ posters = pytest.importorskip("tests.support.posters")
 @pytest.fixture(scope="module")
 def engine():
     pytest.importorskip("rapidocr")
-    from detector.analyzers.text import shared_engine
+    from detector.analysis.text import shared_engine
 
     return shared_engine(2)
 

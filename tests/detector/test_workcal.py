@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from detector.workcal import TimeLimit, WorkCalendar
+from detector.filing.workcal import TimeLimit, WorkCalendar
 
 SH = ZoneInfo("Asia/Shanghai")
 PLAIN = WorkCalendar()  # 08:30-12:00 and 13:30-17:30: 7.5 working hours a day

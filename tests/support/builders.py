@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
-from detector.db import EvidenceFile, Incident
-from detector.evidence import EvidenceStore
 from detector.filing.cases import CaseService
+from detector.incidents.evidence import EvidenceStore
+from detector.store.db import EvidenceFile, Incident
 
 T0 = datetime(2026, 3, 6, 10, 0, tzinfo=UTC)
 

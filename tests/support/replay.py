@@ -1,6 +1,6 @@
 """Runs GridSight in-process on file cameras until their videos end (or a simulated time passes).
 
-The whole application as shipped — `detector.app.build()` on a config
+The whole application as shipped — `detector.runtime.app.build()` on a config
 directory, readers, gate, analyzers, tamper check, rules, incidents, cases —
 with file sources read as fast as analysis allows. Used by the tests that
 assert on incidents and by `bench/evaluate_scenarios.py`.
@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from detector.app import GridSight, build
-from detector.health import CameraState, HealthSnapshot
-from detector.sources import StreamReader
+from detector.ingest.health import CameraState, HealthSnapshot
+from detector.ingest.sources import StreamReader
+from detector.runtime.app import GridSight, build
 from detector.types import Frame
 
 

@@ -11,8 +11,8 @@ import yaml
 
 from detector.cli import main
 from detector.config import load_config
-from detector.rules import CameraRules
-from detector.taxonomy import BUNDLED, load_taxonomy
+from detector.rules.engine import CameraRules
+from detector.rules.taxonomy import BUNDLED, load_taxonomy
 from detector.types import Observations
 from tests.conftest import REPO, write_config
 from training.datasets import ClassMap

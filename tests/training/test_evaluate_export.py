@@ -210,8 +210,8 @@ def evaluations(exported: dict[str, Any]) -> list[ModelEvaluation]:
 def test_exports_are_runtime_models(exported: dict[str, Any]) -> None:
     import onnx
 
-    from detector.analyzers.onnx_detector import OnnxModel
-    from detector.model_manifest import load_manifest
+    from detector.analysis.onnx_detector import OnnxModel
+    from detector.models.manifest import load_manifest
     from detector.types import Observations
 
     frame = cv2.imread(str(next((exported["data"].parent / "images" / "val").glob("*.png"))))
@@ -250,7 +250,7 @@ def test_head_tail_stays_float(exported: dict[str, Any]) -> None:
 
 @pytest.mark.training
 def test_calibration_uses_the_runtime_letterbox(exported: dict[str, Any]) -> None:
-    from detector.analyzers.onnx_detector import OnnxModel
+    from detector.analysis.onnx_detector import OnnxModel
 
     model = OnnxModel(exported["fp32"])
     image = np.full((96, 80, 3), 255, np.uint8)  # half as wide as the input: borders left and right
@@ -262,7 +262,7 @@ def test_calibration_uses_the_runtime_letterbox(exported: dict[str, Any]) -> Non
 
 @pytest.mark.training
 def test_evaluation_of_both_exports(exported: dict[str, Any], evaluations: list[ModelEvaluation]) -> None:
-    from detector.model_manifest import load_manifest
+    from detector.models.manifest import load_manifest
 
     assert [e.name for e in evaluations] == ["fp32", "int8"]
     for e in evaluations:
@@ -318,7 +318,7 @@ def test_export_rejects_sizes_off_the_stride(tmp_path: Path, width: int, height:
 
 
 def test_manifest_of_an_export_validates() -> None:
-    from detector.model_manifest import ModelManifest
+    from detector.models.manifest import ModelManifest
     from training.export import ExportError, build_manifest
 
     data = build_manifest(CLASSES, name="shapes", version="2", width=640, height=384)

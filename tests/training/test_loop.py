@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import yaml
 
-from detector.analyzers.onnx_detector import OnnxModel
+from detector.analysis.onnx_detector import OnnxModel
 from tests.conftest import write_config
 from tests.support.shapes import make_shapes_dataset
 

@@ -16,12 +16,12 @@ from sqlalchemy import select
 
 from detector.cli import main
 from detector.config import load_config
-from detector.db import Incident, open_database
-from detector.evidence import EvidenceStore
 from detector.filing.cases import CaseService
-from detector.incidents import IncidentManager
-from detector.rules import CameraRules
-from detector.taxonomy import load_taxonomy
+from detector.incidents.evidence import EvidenceStore
+from detector.incidents.manager import IncidentManager
+from detector.rules.engine import CameraRules
+from detector.rules.taxonomy import load_taxonomy
+from detector.store.db import Incident, open_database
 from detector.types import Observations
 from tests.conftest import write_config
 from training.datasets import ClassMap

@@ -1,0 +1,1 @@
+"""Frame → observations: the motion gate, zones, and the analyzers (ONNX detector, occupancy, haze, text, tamper)."""

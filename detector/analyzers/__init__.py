@@ -1,1 +1,0 @@
-"""Analyzers: frame in, observations out. Each is enabled per camera."""

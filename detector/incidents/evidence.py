@@ -1,0 +1,156 @@
+"""Evidence files: content-addressed storage, annotation, retention and orphan sweeping.
+
+Files are written (temp file, fsync, rename) *before* the database row that
+points at them commits; a crash in between leaves a file without a row,
+which `sweep_orphans` removes at the next start. So: never a row without its
+file, and orphans never survive a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import cv2
+import numpy as np
+import supervision as sv
+from numpy.typing import NDArray
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from detector.store.db import EvidenceFile, Incident
+
+log = logging.getLogger(__name__)
+
+JPEG_QUALITY = 90
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    kind: str
+    path: str  # relative to the evidence root
+    sha256: str
+    bytes: int
+
+
+class EvidenceStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.tmp = root / "tmp"
+        self.tmp.mkdir(exist_ok=True)
+
+    def _final(self, digest: str, suffix: str) -> Path:
+        return self.root / digest[:2] / f"{digest}{suffix}"
+
+    def put_bytes(self, kind: str, data: bytes, suffix: str) -> StoredFile:
+        digest = hashlib.sha256(data).hexdigest()
+        final = self._final(digest, suffix)
+        if not final.exists():
+            fd, tmp = tempfile.mkstemp(dir=self.tmp, suffix=suffix)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; the API and backups read these
+            final.parent.mkdir(exist_ok=True)
+            os.replace(tmp, final)
+        return StoredFile(kind, str(final.relative_to(self.root)), digest, len(data))
+
+    def put_file(self, kind: str, src: Path) -> StoredFile:
+        """Moves a finished file (e.g. a clip written in tmp/) to its content-hash name."""
+        h = hashlib.sha256()
+        with src.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+            os.fsync(f.fileno())
+        digest = h.hexdigest()
+        final = self._final(digest, src.suffix)
+        final.parent.mkdir(exist_ok=True)
+        size = src.stat().st_size
+        os.chmod(src, 0o644)
+        os.replace(src, final)
+        return StoredFile(kind, str(final.relative_to(self.root)), digest, size)
+
+    def put_jpeg(self, kind: str, image: NDArray[np.uint8]) -> StoredFile:
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        if not ok:
+            raise OSError("JPEG encoding failed")
+        return self.put_bytes(kind, buf.tobytes(), ".jpg")
+
+    def new_tmp_path(self, suffix: str) -> Path:
+        fd, name = tempfile.mkstemp(dir=self.tmp, suffix=suffix)
+        os.close(fd)
+        return Path(name)
+
+    def resolve(self, rel: str) -> Path:
+        """The absolute path of a stored file; refuses paths that leave the root.
+
+        Raises:
+            ValueError: `rel` escapes the evidence root.
+        """
+        path = (self.root / rel).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise ValueError(f"evidence path {rel!r} is outside the evidence root")
+        return path
+
+    def sweep_orphans(self, session: Session) -> int:
+        """Deletes files no row refers to (and temp files); run at start, before the pipeline."""
+        known = set(session.scalars(select(EvidenceFile.path)))
+        removed = 0
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir(exist_ok=True)
+        for p in self.root.glob("*/*"):
+            if p.is_file() and str(p.relative_to(self.root)) not in known:
+                p.unlink(missing_ok=True)
+                removed += 1
+        if removed:
+            log.info("removed orphan evidence files", extra={"count": removed})
+        return removed
+
+    def apply_retention(self, session: Session, now: datetime, days: float) -> int:
+        """Deletes evidence of incidents cleared more than `days` ago: rows first, then files."""
+        cutoff = now - timedelta(days=days)
+        old = select(Incident.id).where(Incident.state == "cleared", Incident.cleared_at < cutoff)
+        rows = session.scalars(select(EvidenceFile).where(EvidenceFile.incident_id.in_(old))).all()
+        paths = {r.path for r in rows}
+        session.execute(delete(EvidenceFile).where(EvidenceFile.id.in_([r.id for r in rows])))
+        session.commit()
+        still_used = set(session.scalars(select(EvidenceFile.path).where(EvidenceFile.path.in_(paths))))
+        for rel in paths - still_used:  # the same bytes may back another incident's evidence
+            self.resolve(rel).unlink(missing_ok=True)
+        return len(rows)
+
+
+def annotate(
+    image: NDArray[np.uint8],
+    boxes: list[tuple[float, float, float, float]],
+    labels: list[str],
+    zone: list[tuple[float, float]] | None,
+    caption: str,
+) -> NDArray[np.uint8]:
+    """The annotated evidence picture: zone outline, boxes with labels, a caption bar."""
+    h, w = image.shape[:2]
+    scene = image.copy()
+    if zone:
+        poly = np.round(np.asarray(zone) * [w - 1, h - 1]).astype(int)
+        scene = sv.draw_polygon(scene, poly, color=sv.Color.from_hex("#00c8ff"), thickness=max(2, w // 640))
+    if boxes:
+        dets = sv.Detections(xyxy=np.asarray(boxes, np.float32) * [w, h, w, h], class_id=np.arange(len(boxes)))
+        scale = max(0.5, w / 1280)
+        scene = sv.BoxAnnotator(color=sv.Color.RED, thickness=max(2, w // 400)).annotate(scene, dets)
+        scene = sv.LabelAnnotator(
+            color=sv.Color.RED, text_scale=0.6 * scale, text_thickness=max(1, round(scale))
+        ).annotate(scene, dets, labels=labels)
+    bar = max(24, h // 24)
+    cv2.rectangle(scene, (0, 0), (w, bar), (0, 0, 0), -1)
+    cv2.putText(
+        scene, caption, (8, int(bar * 0.72)), cv2.FONT_HERSHEY_SIMPLEX, bar / 40, (255, 255, 255), 1, cv2.LINE_AA
+    )
+    return scene

@@ -1,0 +1,1 @@
+"""Camera → frame: sources (RTSP, files, demo), the packet ring that keeps the recent clip, camera health."""

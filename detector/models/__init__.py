@@ -1,0 +1,1 @@
+"""The models the analyzers run: manifests, versions and deployments (promote, roll back), shadow runs."""

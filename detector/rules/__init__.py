@@ -1,0 +1,1 @@
+"""Observations → findings: each problem type (taxonomy), its rules, and persistence over time."""

@@ -1,0 +1,220 @@
+"""The analysis loop: due frames from every camera → gate → analyzers → rules → incidents."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from detector.analysis.base import Analyzer, Stateful, pack_states
+from detector.analysis.gate import SceneGate
+from detector.analysis.tamper import TamperDetector
+from detector.config import Camera
+from detector.incidents.manager import IncidentManager
+from detector.ingest.health import CameraHealth
+from detector.rules.engine import MAINTENANCE, CameraRules, Finding
+from detector.types import Frame, Observations
+
+log = logging.getLogger(__name__)
+
+STATE_EVERY = timedelta(minutes=5)  # how often (pipeline time) analyzer state is saved
+BLANK_STD = 2.0  # grey std (0-255) of a small copy below which a frame is blank: black, grey, one colour
+ONLY_MAINTENANCE = frozenset({MAINTENANCE})
+
+
+class FrameQueues:
+    """One short queue per camera, served round-robin.
+
+    Live cameras never wait: when their queue is full the oldest frame is
+    dropped (and counted). File cameras wait instead (back-pressure), so a
+    file runs as fast as analysis allows without crowding out the others.
+    """
+
+    def __init__(self, depth: int = 2) -> None:
+        self.depth = depth
+        self._queues: dict[str, deque[Frame]] = {}
+        self._cond = threading.Condition()
+        self._order: deque[str] = deque()
+        self._closed = False
+
+    def put(self, frame: Frame, *, block: bool, health: CameraHealth | None = None) -> None:
+        with self._cond:
+            q = self._queues.setdefault(frame.camera_id, deque())
+            while block and len(q) >= self.depth and not self._closed:
+                self._cond.wait(0.5)
+            if self._closed:
+                return
+            if len(q) >= self.depth:
+                q.popleft()
+                if health is not None:
+                    health.frames_dropped += 1
+            q.append(frame)
+            if frame.camera_id not in self._order:
+                self._order.append(frame.camera_id)
+            self._cond.notify_all()
+
+    def get(self, timeout: float) -> Frame | None:
+        with self._cond:
+            if not self._order:
+                self._cond.wait(timeout)
+            if not self._order:
+                return None
+            cam = self._order.popleft()
+            q = self._queues[cam]
+            frame = q.popleft()
+            if q:
+                self._order.append(cam)  # round-robin: to the back of the line
+            self._cond.notify_all()
+            return frame
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+@dataclass
+class CameraRuntime:
+    """Everything the analysis loop needs for one camera."""
+
+    camera: Camera
+    rules: CameraRules
+    health: CameraHealth
+    analyzers: list[Analyzer]
+    gate: SceneGate | None
+    tamper: TamperDetector | None = None  # None: the view is not checked (rules never pause)
+    last_obs: dict[str, Observations] = field(default_factory=dict)  # per gated analyzer
+    state_saved_at: datetime | None = None
+    analyses: int = 0  # frames that ran the gated analyzers
+    frames: int = 0  # frames analysed at all
+    errors: int = 0
+    blank: int = 0  # blank frames skipped
+    paused: int = 0  # frames whose rules were paused: the view was off its reference
+    analysis_seconds: float = 0.0
+    lag_s: float = 0.0  # decode → analysis done, for the newest frame
+    last_image: NDArray[np.uint8] | None = None  # a preview of the newest analysed frame (see `preview`)
+
+
+class Pipeline:
+    def __init__(
+        self, incidents: IncidentManager, queues: FrameQueues, save_state: Callable[[str, bytes], None]
+    ) -> None:
+        self.incidents = incidents
+        self.queues = queues
+        self.cameras: dict[str, CameraRuntime] = {}
+        self._save_state = save_state  # where analyzer state goes (the camera's database row)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="analysis", daemon=True)
+
+    def add(self, rt: CameraRuntime) -> None:
+        self.cameras[rt.camera.id] = rt
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.queues.close()
+        self._thread.join(30)
+        self.incidents.poll(force=True)
+        for rt in self.cameras.values():
+            self._persist_state(rt)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            frame = self.queues.get(timeout=0.5)
+            if frame is not None:
+                self.analyse(frame)
+            self.incidents.poll()
+
+    def analyse(self, frame: Frame) -> None:
+        rt = self.cameras[frame.camera_id]
+        started = time.perf_counter()
+        try:
+            usable, findings = self._view(rt, frame)
+            codes: frozenset[str] | None = None  # None: every problem was looked at
+            if usable and _blank(frame.image):  # black or grey (a decoder gap, a dead sensor): nothing to see
+                usable, codes = False, frozenset()
+                rt.blank += 1
+            elif not usable:  # no new incidents from a view that is not the configured one; open ones stand still
+                # (a frame that only looks off, not yet confirmed, moves nothing, not even maintenance)
+                codes = ONLY_MAINTENANCE if findings else frozenset()
+                rt.paused += 1
+            if usable:
+                findings += self._findings(rt, frame)
+            self.incidents.process(rt.camera.id, frame.image, findings, frame.ts, codes=codes)
+            rt.health.analysed(frame.ts)
+            rt.frames += 1
+            rt.last_image = preview(frame.image)
+            if rt.state_saved_at is None or frame.ts - rt.state_saved_at >= STATE_EVERY or frame.ts < rt.state_saved_at:
+                self._persist_state(rt, frame.ts)
+        except Exception:  # one bad frame or camera must not stop the others
+            rt.errors += 1
+            log.exception("analysis failed", extra={"camera": rt.camera.id, "frame": frame.index, "errors": rt.errors})
+        finally:
+            rt.analysis_seconds += time.perf_counter() - started
+            rt.lag_s = time.monotonic() - frame.arrived
+
+    @staticmethod
+    def _view(rt: CameraRuntime, frame: Frame) -> tuple[bool, list[Finding]]:
+        """Whether the frame shows the camera's reference view, and the maintenance finding if it does not.
+
+        A frame whose own verdict is off (before debouncing confirms it) is not
+        analysed either: a lens covered for one frame shows nothing to analyse.
+        """
+        if rt.tamper is None:
+            return True, []
+        view = rt.tamper.check(frame)
+        if rt.health.set_view(None if view.ok else view.kind, view.since):
+            log.warning(
+                "camera view " + ("back to its reference" if view.ok else view.kind),
+                extra={"camera": rt.camera.id, "details": view.details},
+            )
+        return view.ok and view.raw == "ok", rt.rules.maintenance(view, frame.ts)
+
+    @staticmethod
+    def _findings(rt: CameraRuntime, frame: Frame) -> list[Finding]:
+        changed = rt.gate is None or rt.gate.should_analyze(frame)
+        parts = []
+        for a in rt.analyzers:
+            if changed or not a.gated:
+                rt.last_obs[a.name] = a.analyze(frame)
+            parts.append(rt.last_obs.get(a.name, Observations()))
+        rt.analyses += changed
+        return rt.rules.findings(Observations.merge(parts), frame.ts)
+
+    def _persist_state(self, rt: CameraRuntime, ts: datetime | None = None) -> None:
+        parts: list[Stateful] = [*rt.analyzers, *([rt.tamper] if rt.tamper is not None else [])]
+        blob = pack_states(parts)
+        if blob is not None:
+            self._save_state(rt.camera.id, blob)
+        if ts is not None:
+            rt.state_saved_at = ts
+
+    def runtimes(self) -> Iterator[CameraRuntime]:
+        return iter(self.cameras.values())
+
+
+def _blank(image: NDArray[np.uint8]) -> bool:
+    """A frame with (almost) no structure: what a decoder shows for missing data, or a dead sensor."""
+    small = cv2.resize(image, (64, 36), interpolation=cv2.INTER_AREA)
+    return float(small.std()) < BLANK_STD
+
+
+PREVIEW_WIDTH = 960
+
+
+def preview(image: NDArray[np.uint8]) -> NDArray[np.uint8]:
+    """The camera wall's picture: at most PREVIEW_WIDTH wide (a 1080p frame kept whole is 6 MB per camera)."""
+    h, w = image.shape[:2]
+    if w <= PREVIEW_WIDTH:
+        return image
+    return cv2.resize(image, (PREVIEW_WIDTH, round(h * PREVIEW_WIDTH / w)), interpolation=cv2.INTER_AREA)
