@@ -22,30 +22,40 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     for err in loaded.errors:
         print(err, file=sys.stderr)
     print(f"{len(loaded.cameras)} camera(s) valid, {len(loaded.errors)} error(s)")
+    if not loaded.cameras and not loaded.errors:
+        print(f"{path}: no camera configured", file=sys.stderr)
+        return 1
     return 1 if loaded.errors else 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from detector.runtime.app import build
+    from detector.runtime.app import NoCameras, build
     from detector.runtime.supervisor import Supervisor
 
     workers = (os.cpu_count() or 1) if args.workers == "auto" else int(args.workers)
-    if args.worker is not None:  # started by a supervisor: cameras only, spread by the camera leases
-        app = build(args.config, role="worker", peers=workers)
+    worker = args.worker is not None  # started by a supervisor: cameras only, spread by the camera leases
+    role = "worker" if worker else "supervisor" if workers > 1 else "all"
+    try:
+        app = build(args.config, role=role, peers=workers if worker else 1, demo=args.demo)
+    except NoCameras as e:
+        print(f"gridsight run: {e}", file=sys.stderr)
+        return 2
+    if worker:
         app.start()
         try:
             app.run(args.duration)
         finally:
             app.stop()
         return 0
-    app = build(args.config, role="supervisor" if workers > 1 else "all")
     if args.port is not None:
         app.config.settings = app.config.settings.model_copy(update={"api_port": args.port})
     app.start()
     supervisor = None
     if workers > 1:
         s = app.config.settings
-        supervisor = Supervisor(args.config, workers, max_rss_mb=s.worker_max_rss_mb, log_dir=s.cache_dir / "workers")
+        supervisor = Supervisor(
+            args.config, workers, max_rss_mb=s.worker_max_rss_mb, log_dir=s.cache_dir / "workers", demo=args.demo
+        )
         supervisor.start()
         print(f"GridSight: {workers} worker processes (logs in {s.cache_dir / 'workers'})", flush=True)
     if password := app.ensure_admin():
@@ -252,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         help="camera worker processes (auto: one per core); the cameras are spread over them by leases",
     )  # fmt: skip
     run.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # set by the supervisor for its workers
+    run.add_argument("--demo", action="store_true", help="add the embedded demo camera (a generated street video)")
     run.set_defaults(func=cmd_run)
 
     config = sub.add_parser("config", help="configuration tools")

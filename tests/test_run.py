@@ -192,3 +192,23 @@ def test_the_default_demo_camera_ends_with_an_incident(tmp_path: Path) -> None:
                 assert sum(1 for _ in c.decode(video=0)) >= 90  # 5 s before + 5 s after, 10 fps
         else:
             assert cv2.imread(path).shape == (720, 1280, 3)
+
+
+@pytest.mark.parametrize("folder", ["missing", "empty"])
+def test_a_missing_or_empty_config_is_an_error_not_a_silent_demo(tmp_path: Path, folder: str) -> None:
+    cfg = tmp_path / "config"
+    if folder == "empty":
+        cfg.mkdir()
+    run = subprocess.run(
+        [sys.executable, "-m", "detector.cli", "run", "--config", str(cfg), "--for", "1"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert str(cfg) in run.stderr and ("no such configuration folder" in run.stderr or "no camera" in run.stderr)
+    assert "--demo" in run.stderr  # says how to get the demo
+    assert not (tmp_path / "var").exists()  # nothing created, no database
+    if folder == "empty":
+        check = subprocess.run(
+            [sys.executable, "-m", "detector.cli", "config", "check", str(cfg)], capture_output=True, text=True
+        )
+        assert check.returncode == 1 and "no camera configured" in check.stderr

@@ -580,15 +580,31 @@ def platform_callbacks(platform: LocalPlatform | HttpJsonPlatform) -> dict[str, 
     return {"callback_secret": os.environ.get(platform.callback_secret_env), "status_map": platform.status_map}
 
 
-def build(config_dir: Path, role: Literal["all", "supervisor", "worker"] = "all", peers: int = 1) -> GridSight:
-    """Loads the configuration (reporting and skipping broken cameras) and sets up logging."""
+class NoCameras(ValueError):
+    """The configuration names no camera: a missing or empty folder is an error, never a silent demo."""
+
+
+def build(
+    config_dir: Path, role: Literal["all", "supervisor", "worker"] = "all", peers: int = 1, *, demo: bool = False
+) -> GridSight:
+    """Loads the configuration (reporting and skipping broken cameras) and sets up logging.
+
+    `demo` adds the embedded demo camera (`gridsight run --demo`).
+
+    Raises:
+        NoCameras: `demo` is off and `config_dir` does not exist or holds no camera.
+    """
+    config_dir = Path(config_dir)
+    if not config_dir.is_dir() and not demo:
+        raise NoCameras(f"{config_dir}: no such configuration folder (give --config, or --demo for the demo camera)")
     loaded = load_config(config_dir)
     logs.configure(loaded.settings.log_level, loaded.settings.log_format)
     for err in loaded.errors:
         log.error(
             "config error", extra={"file": err.file, "camera": err.camera, "field": err.field, "error": err.message}
         )
-    if not loaded.cameras and not loaded.errors:
-        log.info("no cameras configured: running the demo camera")
+    if demo:
         loaded.cameras.append(demo_camera())
+    if not loaded.cameras and not loaded.errors:
+        raise NoCameras(f"{config_dir}: no camera configured (add a camera YAML, or run with --demo)")
     return GridSight(loaded, role=role, peers=peers)
