@@ -2,8 +2,10 @@
 
 Every verdict is a label someone paid for:
 
-* **confirmed** — the incident's box, with the detector class that found it: the label
-  `detector:garbage` gives `garbage`.
+* **confirmed** — the incident's box, with the detector class that found it when that class
+  is one of the problem's outputs (the label `detector:garbage` of 06034 gives `garbage`),
+  else the class the problem maps to (below): a detection of another class that happened to
+  lie under the confirmed problem's box says nothing about the problem.
 * **relabelled** — the corrected box (the original one when the operator did not draw one)
   with the class of the *corrected* problem: the analyzer label when the new problem still
   lists it among its outputs, else the class the new problem maps to (below).
@@ -167,16 +169,14 @@ class ExportImage:
 # --- labels from verdicts ------------------------------------------------------------------
 
 
-def detector_class(
-    problem_code: str, label: str | None, verdict: str, taxonomy: Taxonomy, class_map: ClassMap
-) -> str | None:
+def detector_class(problem_code: str, label: str | None, taxonomy: Taxonomy, class_map: ClassMap) -> str | None:
     """The detector class an incident's box shows, or None when it has none (see the module doc).
 
     Raises:
         KeyError: `problem_code` is not in the taxonomy.
     """
     problem = taxonomy[problem_code]
-    if label and label.startswith("detector:") and (verdict == "confirmed" or label in problem.outputs):
+    if label and label.startswith("detector:") and label in problem.outputs:
         return label.split(":", 1)[1]
     key = f"problem:{problem_code}"
     if key in class_map.rename:
@@ -232,7 +232,7 @@ def presence(inc: Incident, taxonomy: Taxonomy, class_map: ClassMap) -> Presence
     label = (inc.details or {}).get("label")
     if code not in taxonomy:
         return out("unknown", why=f"problem {code} is not in the taxonomy")
-    cls = detector_class(code, label, "relabelled" if state == "relabelled" else "confirmed", taxonomy, class_map)
+    cls = detector_class(code, label, taxonomy, class_map)
     if cls is None:
         mapped_null = f"problem:{code}" in class_map.rename
         if mapped_null or not any(o.startswith("detector:") for o in taxonomy[code].outputs):

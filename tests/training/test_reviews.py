@@ -25,7 +25,7 @@ from detector.store.db import Incident, open_database
 from detector.types import Observations
 from tests.conftest import write_config
 from training.datasets import ClassMap
-from training.reviews import assign_splits, group_key
+from training.reviews import assign_splits, detector_class, group_key
 
 SH = ZoneInfo("Asia/Shanghai")
 DAY1 = datetime(2026, 3, 6, 15, 0, tzinfo=SH)
@@ -313,3 +313,15 @@ def test_group_key_is_the_local_day_or_block() -> None:
 def test_a_class_map_problem_key_is_accepted(tmp_path: Path) -> None:
     m = ClassMap.load(class_map(tmp_path, map={"problem:09006": "garbage"}))
     assert m.rename["problem:09006"] == "garbage"
+
+
+def test_a_confirmed_stall_is_labelled_as_its_problem_never_as_a_detection_under_it() -> None:
+    """The demo stall (09006, found by occupancy) once had a win_ad detection under its box and
+    was exported as a win_ad: only the problem's own outputs or its mapping may name the class."""
+    tax = load_taxonomy(None)
+    mapped = ClassMap(["stall", "umbrella", "win_ad"], {"problem:09006": "stall"})
+    assert detector_class("09006", "detector:win_ad", tax, mapped) == "stall"
+    assert detector_class("09006", OCC, tax, mapped) == "stall"
+    assert detector_class("09006", "detector:umbrella", tax, mapped) == "umbrella"  # one of 09006's outputs
+    unmapped = ClassMap(["stall", "umbrella", "win_ad"], {})
+    assert detector_class("09006", "detector:win_ad", tax, unmapped) is None  # unknown: skipped, not win_ad
