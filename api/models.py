@@ -30,6 +30,9 @@ Trainer = Annotated[Principal, Depends(require("models"))]
 class PromoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: str = Field(min_length=1, max_length=40)
+    force: str | None = Field(
+        None, min_length=3, max_length=500, description="Promote a version worse than the active one: why (audited)."
+    )
 
 
 class ShadowIn(BaseModel):
@@ -82,7 +85,7 @@ def promote_version(name: str, body: PromoteIn, who: Trainer, ctx: ContextDep, s
     store = _store(ctx)
     _known(store, name)
     try:
-        promote(s, store, name, body.version, who)
+        promote(s, store, name, body.version, who, force=body.force)
     except DeploymentError as e:
         raise HTTPException(400, str(e)) from e
     s.commit()

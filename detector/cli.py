@@ -219,7 +219,7 @@ def cmd_model(args: argparse.Namespace) -> int:
                     shadow = f" shadow={run.version} on {sorted(run.cameras) if run.cameras else 'all'}" if run else ""
                     print(f"{name}: active={want.active.get(name)} versions={store.versions(name)}{shadow}")
             elif args.model_command == "promote":
-                promote(s, store, args.name, args.version, "cli")
+                promote(s, store, args.name, args.version, "cli", force=args.force)
                 print(f"{args.name}: {args.version} is active (running cameras switch within seconds)")
             elif args.model_command == "rollback":
                 print(f"{args.name}: {rollback(s, store, args.name, 'cli')} is active again")
@@ -315,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     promote = model_sub.add_parser("promote", help="make a version active (no restart needed)")
     promote.add_argument("name")
     promote.add_argument("version")
+    promote.add_argument(
+        "--force", metavar="REASON", help="promote a version worse than the active one; the reason is audited"
+    )
     rollback = model_sub.add_parser("rollback", help="go back to the version active before the last promotion")
     rollback.add_argument("name")
     shadow = model_sub.add_parser("shadow", help="run a version in shadow: findings stored, never filed")

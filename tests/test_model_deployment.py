@@ -25,7 +25,10 @@ MODEL = "gridsight-detector"
 
 def _version(models: Path, version: str, score: float) -> None:
     d = models / MODEL / version
-    write_manifest(d, name=MODEL, version=version, classes=["garbage"], input={"width": 320, "height": 192})
+    metrics = {"dataset": "val", "per_class": {"garbage": {"AP50": 0.6}}}
+    write_manifest(
+        d, name=MODEL, version=version, classes=["garbage"], input={"width": 320, "height": 192}, metrics=metrics
+    )
     build_constant_model(d / "model.onnx", [(160.0, 150.0, 60.0, 40.0, score)], size=(320, 192))
 
 

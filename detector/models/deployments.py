@@ -128,21 +128,61 @@ def _end(s: Session, row: ModelDeployment | None, now: datetime) -> None:
         row.ended_at = now
 
 
-def promote(s: Session, store: ModelStore, model: str, version: str, actor: Principal | str) -> None:
-    """Makes `version` the active one (ending its shadow run, if any).
+#: a candidate whose AP50 on a class falls further than this below the active model's is refused
+MAX_AP50_DROP = 0.05
+
+
+def promotion_problems(store: ModelStore, model: str, version: str, active: str | None) -> list[str]:
+    """Why `version` should not replace `active`, from the evaluations in their manifests:
+    no evaluation, a class at AP50 0, a class of the active model it does not know, or a class
+    more than MAX_AP50_DROP worse on the same validation set. Empty: fit to promote."""
+    candidate = load_manifest(store.path(model, version)).metrics
+    per_class = candidate.get("per_class") or {}
+    if not per_class:
+        return [f"{version} has no evaluation in its manifest (metrics.per_class): evaluate and register it"]
+    problems = [f"{cls}: AP50 0.000" for cls, m in per_class.items() if round(float(m.get("AP50", 0)), 3) == 0]
+    if active is None or active == version:
+        return problems
+    current = load_manifest(store.path(model, active)).metrics
+    if not current.get("per_class"):
+        return problems
+    if candidate.get("dataset") != current.get("dataset"):
+        where = f"{candidate.get('dataset')!r}, the active {active} on {current.get('dataset')!r}"
+        return [*problems, f"measured on {where}: not comparable"]
+    for cls, old in current["per_class"].items():
+        if cls not in per_class:
+            problems.append(f"{cls}: not a class of {version} (the active {active} has it)")
+        elif float(per_class[cls]["AP50"]) < float(old["AP50"]) - MAX_AP50_DROP:
+            new_ap, old_ap = float(per_class[cls]["AP50"]), float(old["AP50"])
+            problems.append(f"{cls}: AP50 {new_ap:.3f}, {old_ap - new_ap:.3f} below the active {active} ({old_ap:.3f})")
+    return problems
+
+
+def promote(
+    s: Session, store: ModelStore, model: str, version: str, actor: Principal | str, *, force: str | None = None
+) -> None:
+    """Makes `version` the active one (ending its shadow run, if any). A version worse than the
+    active one (`promotion_problems`) is refused unless `force` gives the reason, which is audited.
 
     Raises:
-        DeploymentError: unknown model or version.
+        DeploymentError: unknown model or version, or a refused promotion.
     """
     store.path(model, version)
-    now = datetime.now(UTC)
     before = active_version(s, store, model)
+    problems = promotion_problems(store, model, version, before)
+    if problems and not force:
+        raise DeploymentError(
+            f"model {model!r}: {version} is not promoted over {before}: {'; '.join(problems)} "
+            "(to promote it anyway, force it with a reason)"
+        )
+    now = datetime.now(UTC)
     _end(s, _open(s, model, "active"), now)
     shadow = _open(s, model, "shadow")
     if shadow is not None and shadow.version == version:
         _end(s, shadow, now)
     s.add(ModelDeployment(model=model, version=version, role="active", actor=_name(actor), started_at=now))
-    audit(s, actor, "model.promote", f"model:{model}", {"version": before}, {"version": version})
+    after = {"version": version, **({"forced": force, "problems": problems} if problems else {})}
+    audit(s, actor, "model.promote", f"model:{model}", {"version": before}, after)
 
 
 def rollback(s: Session, store: ModelStore, model: str, actor: Principal | str) -> str:

@@ -22,10 +22,15 @@ from tests.conftest import write_config
 from tests.detector.test_onnx_detector import write_manifest
 
 
+def evaluated(car: float, litter: float, dataset: str = "val/data.yaml") -> dict:
+    """Manifest metrics as `gridsight train register` records them."""
+    return {"dataset": dataset, "per_class": {"car": {"AP50": car}, "litter": {"AP50": litter}}}
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> ModelStore:
     for v in ("1.2", "1.10", "1.9"):
-        write_manifest(tmp_path / "models" / "det" / v, name="det", version=v)
+        write_manifest(tmp_path / "models" / "det" / v, name="det", version=v, metrics=evaluated(0.6, 0.5))
     write_manifest(tmp_path / "models" / "flat", name="flat", version="7")  # unversioned layout
     return ModelStore(tmp_path / "models")
 
@@ -128,3 +133,39 @@ def test_shadow_report_compares_models_and_verdicts(sessions) -> None:
     # the candidate finds the confirmed pile and stays quiet where the operators rejected the active model
     assert report["verdicts"]["confirmed"] == {"incidents": 1, "found_by_active": 1, "found_by_shadow": 1}
     assert report["verdicts"]["rejected"] == {"incidents": 1, "found_by_active": 1, "found_by_shadow": 0}
+
+
+def test_a_worse_model_is_not_promoted_unless_forced_with_a_reason(store: ModelStore, sessions, tmp_path) -> None:
+    det = tmp_path / "models" / "det"
+    write_manifest(det / "2.0", name="det", version="2.0", metrics=evaluated(0.61, 0.0))  # forgot litter
+    write_manifest(det / "2.1", name="det", version="2.1", metrics=evaluated(0.62, 0.43))  # litter 0.07 worse
+    write_manifest(det / "2.2", name="det", version="2.2", metrics=evaluated(0.58, 0.47))  # within 0.05: fine
+    write_manifest(det / "2.3", name="det", version="2.3", metrics=evaluated(0.9, 0.9, dataset="other.yaml"))
+    write_manifest(det / "2.4", name="det", version="2.4", metrics={"mAP50": 0.7})  # never evaluated per class
+    (det / "default_version").write_text("1.10\n")  # what ships: the newer ones are candidates
+    with sessions.begin() as s:
+        with pytest.raises(DeploymentError, match=r"litter: AP50 0\.000"):
+            promote(s, store, "det", "2.0", "tester")
+        with pytest.raises(DeploymentError, match=r"litter: AP50 0\.430, 0\.070 below the active 1\.10 \(0\.500\)"):
+            promote(s, store, "det", "2.1", "tester")
+        with pytest.raises(DeploymentError, match="not comparable"):
+            promote(s, store, "det", "2.3", "tester")
+        with pytest.raises(DeploymentError, match="no evaluation"):
+            promote(s, store, "det", "2.4", "tester")
+        assert desired(s, store).active["det"] == "1.10"  # nothing changed
+        promote(s, store, "det", "2.1", "tester", force="街道要求先上线，下周补数据")
+        assert desired(s, store).active["det"] == "2.1"
+        promote(s, store, "det", "2.2", "tester")  # over 2.1: within 0.05 on both classes
+    with sessions() as s:
+        forced, fine = s.scalars(select(AuditLog).order_by(AuditLog.id.desc()).limit(2)).all()[::-1]
+    assert fine.after == {"version": "2.2"}
+    assert forced.after["forced"] == "街道要求先上线，下周补数据" and "litter" in forced.after["problems"][0]
+
+
+def test_cli_refuses_a_zero_ap_model_and_names_the_class(store: ModelStore, tmp_path: Path, capsys) -> None:
+    write_manifest(tmp_path / "models" / "det" / "2.0", name="det", version="2.0", metrics=evaluated(0.0, 0.0))
+    cfg = write_config(tmp_path, [], models_dir=str(store.root))
+    assert main(["model", "promote", "det", "2.0", "--config", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert "car: AP50 0.000" in err and "litter: AP50 0.000" in err and "force" in err
+    assert main(["model", "promote", "det", "2.0", "--force", "demo day", "--config", str(cfg)]) == 0
