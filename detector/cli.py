@@ -36,7 +36,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     worker = args.worker is not None  # started by a supervisor: cameras only, spread by the camera leases
     role = "worker" if worker else "supervisor" if workers > 1 else "all"
     try:
-        app = build(args.config, role=role, peers=workers if worker else 1, demo=args.demo)
+        app = build(args.config, role=role, peers=workers if worker else 1, demo=args.demo, log_format=args.log_format)
     except NoCameras as e:
         print(f"gridsight run: {e}", file=sys.stderr)
         return 2
@@ -54,8 +54,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if workers > 1:
         s = app.config.settings
         supervisor = Supervisor(
-            args.config, workers, max_rss_mb=s.worker_max_rss_mb, log_dir=s.cache_dir / "workers", demo=args.demo
-        )
+            args.config, workers, max_rss_mb=s.worker_max_rss_mb, log_dir=s.cache_dir / "workers", demo=args.demo,
+            log_format=args.log_format,
+        )  # fmt: skip
         supervisor.start()
         print(f"GridSight: {workers} worker processes (logs in {s.cache_dir / 'workers'})", flush=True)
     if password := app.ensure_admin():
@@ -207,7 +208,8 @@ def cmd_model(args: argparse.Namespace) -> int:
     from detector.models.shadow import shadow_report
     from detector.store.db import open_database
 
-    settings = load_config(args.config).settings
+    loaded = load_config(args.config)
+    settings = loaded.settings
     store = ModelStore(settings.models_dir)
     engine, sessions = open_database(settings.database_url)
     try:
@@ -230,6 +232,11 @@ def cmd_model(args: argparse.Namespace) -> int:
                     stop_shadow(s, args.name, "cli")
                     print(f"{args.name}: shadow run stopped")
                 else:
+                    unknown = sorted(set(args.camera or ()) - {c.id for c in loaded.cameras})
+                    if unknown:
+                        known = ", ".join(c.id for c in loaded.cameras) or "none"
+                        msg = f"--camera: unknown camera ids {unknown} in {args.config} (known: {known})"
+                        raise DeploymentError(msg)
                     start_shadow(s, store, args.name, args.version, args.camera or None, "cli")
                     print(f"{args.name}: {args.version} runs in shadow on {args.camera or 'every camera'}")
             elif args.model_command == "report":
@@ -263,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     run.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # set by the supervisor for its workers
     run.add_argument("--demo", action="store_true", help="add the embedded demo camera (a generated street video)")
+    run.add_argument("--log-format", choices=["json", "text"], help="override settings.yaml: json, or text for people")
     run.set_defaults(func=cmd_run)
 
     config = sub.add_parser("config", help="configuration tools")

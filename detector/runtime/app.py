@@ -585,11 +585,17 @@ class NoCameras(ValueError):
 
 
 def build(
-    config_dir: Path, role: Literal["all", "supervisor", "worker"] = "all", peers: int = 1, *, demo: bool = False
+    config_dir: Path,
+    role: Literal["all", "supervisor", "worker"] = "all",
+    peers: int = 1,
+    *,
+    demo: bool = False,
+    log_format: str | None = None,
 ) -> GridSight:
     """Loads the configuration (reporting and skipping broken cameras) and sets up logging.
 
-    `demo` adds the embedded demo camera (`gridsight run --demo`).
+    `demo` adds the embedded demo camera (`gridsight run --demo`); `log_format` overrides the
+    settings' (`--log-format`).
 
     Raises:
         NoCameras: `demo` is off and `config_dir` does not exist or holds no camera.
@@ -598,7 +604,7 @@ def build(
     if not config_dir.is_dir() and not demo:
         raise NoCameras(f"{config_dir}: no such configuration folder (give --config, or --demo for the demo camera)")
     loaded = load_config(config_dir)
-    logs.configure(loaded.settings.log_level, loaded.settings.log_format)
+    logs.configure(loaded.settings.log_level, log_format or loaded.settings.log_format)
     for err in loaded.errors:
         log.error(
             "config error", extra={"file": err.file, "camera": err.camera, "field": err.field, "error": err.message}

@@ -56,6 +56,7 @@ class Supervisor:
     max_rss_mb: float | None = None  # a worker above this is restarted (its cameras move meanwhile)
     log_dir: Path | None = None  # workers' stderr, one file each; None: inherited
     demo: bool = False  # the workers add the embedded demo camera too (gridsight run --demo)
+    log_format: str | None = None  # gridsight run --log-format, passed on
     _workers: list[Worker] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -71,6 +72,7 @@ class Supervisor:
         cmd = [sys.executable, "-m", "detector.cli", "run", "--config", str(self.config),
                "--worker", str(w.index), "--workers", str(self.workers)]  # fmt: skip
         cmd += ["--demo"] if self.demo else []
+        cmd += ["--log-format", self.log_format] if self.log_format else []
         env = {**os.environ, "OMP_NUM_THREADS": "1"}  # one core each: no library may start its own pool
         err = None
         if self.log_dir is not None:
