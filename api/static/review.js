@@ -211,9 +211,10 @@ export function reviewView() {
       e.stopPropagation();
       finishReject(reasonInput.value.trim(), e.timeStamp);
     } else if (e.key === "Escape") {
+      // Esc never decides anything: it closes the box, and the incident waits as it was
       e.preventDefault();
       e.stopPropagation();
-      finishReject("", e.timeStamp);
+      hidePrompt();
     }
   });
 

@@ -327,7 +327,11 @@ def test_ten_verdicts_by_keyboard_reach_the_database_and_the_audit_log(page, con
                 notes[iid] = "不是摊点，是停放的三轮车"
                 page.keyboard.press("Enter")
             else:
-                page.keyboard.press("Escape")  # no reason
+                page.keyboard.press("Escape")  # Esc cancels: no verdict, the same incident stays
+                expect(reason).to_be_hidden()
+                expect(page.locator(REVIEW)).to_have_attribute("data-incident-id", str(iid))
+                page.keyboard.press("n")
+                page.keyboard.press("Enter")  # no reason
             expected[iid] = "rejected"
         else:
             page.keyboard.press("r")
@@ -480,7 +484,7 @@ def test_keypress_to_next_item_over_100_verdicts(page, console: Console) -> None
     for i in range(100):
         if i % 4 == 3:
             page.keyboard.press("n")
-            page.keyboard.press("Escape")
+            page.keyboard.press("Enter")
             decided[prev] = "rejected"
         else:
             page.keyboard.press("y")
