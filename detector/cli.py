@@ -21,7 +21,9 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     loaded = load_config(path) if path.is_dir() else load_config(path.parent, only=path)
     for err in loaded.errors:
         print(err, file=sys.stderr)
-    print(f"{len(loaded.cameras)} camera(s) valid, {len(loaded.errors)} error(s)")
+    for warning in loaded.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"{len(loaded.cameras)} camera(s) valid, {len(loaded.errors)} error(s), {len(loaded.warnings)} warning(s)")
     if not loaded.cameras and not loaded.errors:
         print(f"{path}: no camera configured", file=sys.stderr)
         return 1

@@ -409,6 +409,7 @@ class LoadedConfig:
     taxonomy: Taxonomy
     cameras: list[Camera]
     errors: list[ConfigError] = field(default_factory=list)
+    warnings: list[ConfigError] = field(default_factory=list)  # valid, but worth saying
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -444,6 +445,7 @@ def load_config(config_dir: Path, settings_file: Path | None = None, only: Path 
     decides (the runner falls back to the demo camera).
     """
     errors: list[ConfigError] = []
+    warnings: list[ConfigError] = []
     settings = Settings()
     settings_path = settings_file or config_dir / SETTINGS_FILE
     if settings_path.is_file():
@@ -490,5 +492,27 @@ def load_config(config_dir: Path, settings_file: Path | None = None, only: Path 
                 errors.append(ConfigError(str(path), label, f"cameras.{i}.id", f"duplicate id, also in {seen[cam.id]}"))
                 continue
             seen[cam.id] = str(path)
+            if problem := _unlocated(cam, taxonomy):
+                target = errors if problem[0] else warnings
+                target.append(ConfigError(str(path), label, f"cameras.{i}.location", problem[1]))
+                if problem[0]:
+                    continue
             cameras.append(cam)
-    return LoadedConfig(settings=settings, taxonomy=taxonomy, cameras=cameras, errors=errors)
+    return LoadedConfig(settings=settings, taxonomy=taxonomy, cameras=cameras, errors=errors, warnings=warnings)
+
+
+def _unlocated(cam: Camera, taxonomy: Taxonomy) -> tuple[bool, str] | None:
+    """(is it an error, why) for a camera whose cases would carry no place: the platform routes
+    a case by its division code (the first six digits of 事项代码) and its 单元网格 code."""
+    missing = [f for f, unset in (("division_code", cam.location.division_code == "000000"),
+                                  ("grid_code", cam.location.grid_code is None)) if unset]  # fmt: skip
+    if not missing:
+        return None
+    need = " and ".join(f"location.{f}" for f in missing)
+    auto = [c for c in cam.problems if (cam.filing.get(c) or taxonomy[c].filing).mode == "auto"]
+    if auto:
+        return True, (
+            f"files cases without an operator ({', '.join(auto)}) but has no {need}: the cases would carry "
+            f"事项代码 000000{auto[0]} and no grid; add them, or set filing: {{{auto[0]}: {{mode: review}}}}"
+        )
+    return False, f"no {need}: review only — an operator must confirm each case, which then carries no grid code"

@@ -64,6 +64,7 @@ def street_camera(video: Path, cam_id: str = "street-1", **over: object) -> dict
         "id": cam_id,
         "name": "测试街 " + cam_id,
         "source": {"url": str(video), "loop": False, "start_time": "2026-03-02T10:00:00+08:00"},
+        "location": {"division_code": "110107", "grid_code": "110107001002003", "street": "示范街道"},
         "cadence_s": 5,
         "zones": [{"name": "walk", "purpose": "no_vending", "polygon": [list(p) for p in DEMO_NO_VENDING_ZONE]}],
         "problems": ["09006"],

@@ -40,6 +40,7 @@ def camera(video: Path, start: str) -> dict:
         "problems": ["09006"],
         "rules": {"09006": {"persistence": {"k": 4, "n": 6, "minutes": 1}, "clear_minutes": 1}},
         "filing": {"09006": {"mode": "auto", "min_score": 0.0, "min_minutes": 0}},  # every 09006 incident is a case
+        "location": {"division_code": "110107", "grid_code": "110107001002003"},
     }
 
 

@@ -609,6 +609,9 @@ def build(
         log.error(
             "config error", extra={"file": err.file, "camera": err.camera, "field": err.field, "error": err.message}
         )
+    for w in loaded.warnings:
+        extra = {"file": w.file, "camera": w.camera, "field": w.field, "warning": w.message}
+        log.warning("config warning", extra=extra)
     if demo:
         loaded.cameras.append(demo_camera())
     if not loaded.cameras and not loaded.errors:

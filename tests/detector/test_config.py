@@ -110,3 +110,22 @@ def test_night_schedule_crossing_midnight(when: datetime, active: bool) -> None:
         {"windows": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "22:00", "end": "06:00"}]}
     )
     assert night.active(when) is active
+
+
+def test_a_camera_that_files_on_its_own_needs_division_and_grid_codes(tmp_path: Path) -> None:
+    auto = {**GOOD, "id": "cam-auto", "filing": {"09006": {"mode": "auto"}}}
+    review = {**GOOD, "id": "cam-review"}  # 09006 files after an operator's confirmation
+    placed = {**auto, "id": "cam-placed", "location": {"division_code": "110107", "grid_code": "110107001002003"}}
+    loaded = load_config(_write(tmp_path, [auto, review, placed]))
+    assert [c.id for c in loaded.cameras] == ["cam-review", "cam-placed"]
+    [err] = loaded.errors
+    assert (err.camera, err.field) == ("cam-auto", "cameras.0.location")
+    assert "location.division_code and location.grid_code" in err.message and "00000009006" in err.message
+    assert "mode: review" in err.message  # the way out, said
+    [warning] = loaded.warnings
+    assert (warning.camera, warning.field) == ("cam-review", "cameras.1.location") and "review only" in warning.message
+    out = subprocess.run(
+        [sys.executable, "-m", "detector.cli", "config", "check", str(tmp_path)], capture_output=True, text=True
+    )
+    assert out.returncode == 1 and "warning: " in out.stderr
+    assert "2 camera(s) valid, 1 error(s), 1 warning(s)" in out.stdout

@@ -87,7 +87,7 @@ def test_a_shadow_run_names_its_cameras_and_ends_on_promotion(store: ModelStore,
 
 
 def test_cli_promote_shadow_and_errors(store: ModelStore, tmp_path: Path, capsys) -> None:
-    cam = {"id": "c1", "name": "c1", "source": {"url": "/x.mp4"}, "problems": ["06010"]}
+    cam = {"id": "c1", "name": "c1", "source": {"url": "/x.mp4"}, "problems": ["09006"]}
     cfg = write_config(tmp_path, [cam], models_dir=str(store.root))
     assert main(["model", "shadow", "det", "1.2", "--camera", "c9", "--config", str(cfg)]) == 1
     err = capsys.readouterr().err

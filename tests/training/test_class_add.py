@@ -28,6 +28,7 @@ def camera(cam_id: str, problems: list[str]) -> dict:
         "source": {"url": "/x.mp4"},
         "zones": [{"name": "facade", "purpose": "wall", "polygon": WALL}],
         "problems": problems,
+        "location": {"division_code": "110107", "grid_code": "110107001002003"},
     }
 
 

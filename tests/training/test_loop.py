@@ -169,6 +169,7 @@ def test_import_train_export_register_shadow_promote(tmp_path: Path) -> None:
     write_video(video, cv2.resize(frame, (320, 192)), seconds=60)
     cam = {
         "id": "cam-1", "name": "训练测试", "problems": ["06010"], "cadence_s": 2, "gate": {"enabled": False},
+        "location": {"division_code": "110107", "grid_code": "110107001002003"},
         "source": {"url": str(video), "loop": True, "start_time": "2026-03-02T10:00:00+08:00"},
         "rules": {"06010": {"min_score": 0.05, "persistence": {"k": 2, "n": 3, "minutes": 0.1}}},
     }  # fmt: skip
