@@ -442,7 +442,7 @@ def load_config(config_dir: Path, settings_file: Path | None = None, only: Path 
 
     `only`: check just this camera file (with the directory's settings).
     A missing directory or one without cameras is not an error: the caller
-    decides (the runner falls back to the demo camera).
+    decides (`gridsight run` refuses it unless --demo).
     """
     errors: list[ConfigError] = []
     warnings: list[ConfigError] = []
