@@ -5,13 +5,15 @@ pretrained weights unless told otherwise, so `offline_env` points `YOLO_CONFIG_D
 folder of our own holding local TTF fonts under the names it looks for, sets
 `YOLO_OFFLINE`, and training always starts from a model *YAML* (random weights) or a local
 checkpoint. Seeds are fixed and `deterministic` is on. A run writes `last.pt` every epoch;
-calling `train` again on the same run folder resumes it where it stopped.
+calling `train` again on the same run folder resumes it where it stopped, from a whole copy
+if the kill cut last.pt off mid-write.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import shlex
 import shutil
 import sys
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 #: the font names ultralytics looks up in its config dir (it downloads them otherwise)
 _FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
 SPEC_FILE = "gridsight_train.json"
+WHOLE = "whole"  # weights/whole/: the last checkpoints known to be written to the end
 
 
 @dataclass(frozen=True)
@@ -72,10 +75,55 @@ def _all_cores(model: YOLO) -> YOLO:
 
 def _finished(last: Path) -> bool:
     """ultralytics strips the optimizer from last.pt when the final epoch is done."""
+    return _load(last).get("optimizer") is None
+
+
+def _load(path: Path) -> dict:
     import torch
 
-    ckpt = torch.load(last, map_location="cpu", weights_only=False)
-    return ckpt.get("optimizer") is None
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def _replace(src: Path, dst: Path) -> None:
+    """Copies so that `dst` is always whole: a kill mid-copy leaves the old file."""
+    tmp = dst.with_name(dst.name + ".part")
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+def _keep_whole_copies(model: YOLO) -> YOLO:
+    """ultralytics writes last.pt and best.pt in place, so a run killed mid-write leaves a cut
+    file; after each save a whole copy goes to weights/whole/, which `_mend` restores from."""
+
+    def copy(trainer) -> None:
+        whole = Path(trainer.wdir) / WHOLE
+        whole.mkdir(exist_ok=True)
+        for path in (Path(trainer.last), Path(trainer.best)):
+            if path.exists():
+                _replace(path, whole / path.name)
+
+    model.add_callback("on_model_save", copy)
+    return model
+
+
+def _mend(weights: Path) -> None:
+    """A checkpoint that does not load (cut off by a kill) is replaced by its last whole copy,
+    one epoch older; with none, it goes, and the run starts again."""
+    for path in (weights / "last.pt", weights / "best.pt"):
+        if not path.exists():
+            continue
+        try:
+            _load(path)
+        except (EOFError, RuntimeError, pickle.UnpicklingError) as e:
+            whole = weights / WHOLE / path.name
+            if whole.exists():
+                print(f"{path} was cut off mid-write ({e!r}); taking the copy of the epoch before", flush=True)
+                _replace(whole, path)
+            else:
+                print(f"{path} was cut off mid-write ({e!r}) and has no earlier copy; starting over", flush=True)
+                path.unlink()
+                if path.name == "last.pt":  # the new run writes its own rows
+                    (weights.parent / "results.csv").unlink(missing_ok=True)
 
 
 def train(spec: TrainSpec, *, config_dir: Path, command: list[str] | None = None) -> Path:
@@ -90,11 +138,12 @@ def train(spec: TrainSpec, *, config_dir: Path, command: list[str] | None = None
     run_dir = Path(spec.run_dir).resolve()
     weights = run_dir / "weights"
     last = weights / "last.pt"
+    _mend(weights)
     if last.exists() and not _finished(last):
         _reschedule(last, spec)
         _note_resume(run_dir, command)
         print(f"resuming {last}", flush=True)
-        _all_cores(YOLO(str(last))).train(resume=True)
+        _keep_whole_copies(_all_cores(YOLO(str(last)))).train(resume=True)
         return weights / "best.pt"
     if last.exists():
         print(f"{run_dir}: already trained to the end; start a new run folder to train again", flush=True)
@@ -108,7 +157,7 @@ def train(spec: TrainSpec, *, config_dir: Path, command: list[str] | None = None
     record = {**asdict(spec), "data": str(spec.data), "run_dir": str(spec.run_dir)}
     record["command"] = shlex.join(command or sys.argv)
     (run_dir / SPEC_FILE).write_text(json.dumps(record, indent=1))
-    _all_cores(YOLO(spec.model)).train(
+    _keep_whole_copies(_all_cores(YOLO(spec.model))).train(
         data=str(data.resolve()),
         epochs=spec.epochs or 60,
         imgsz=spec.imgsz,
@@ -177,7 +226,7 @@ def _reschedule(last: Path, spec: TrainSpec) -> None:
     """
     import torch
 
-    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    ckpt = _load(last)
     args = ckpt["train_args"]
     want = {k: v for k, v in (("epochs", spec.epochs), ("close_mosaic", spec.close_mosaic)) if v is not None}
     if all(args.get(k) == v for k, v in want.items()):
@@ -186,7 +235,9 @@ def _reschedule(last: Path, spec: TrainSpec) -> None:
         raise ValueError(f"epochs: {spec.epochs} is not after the last finished epoch ({ckpt['epoch'] + 1})")
     print(f"resuming with {want} (was epochs={args.get('epochs')}, close_mosaic={args.get('close_mosaic')})")
     args.update(want)
-    torch.save(ckpt, last)
+    tmp = last.with_name(last.name + ".part")
+    torch.save(ckpt, tmp)
+    os.replace(tmp, last)
 
 
 def _note_resume(run_dir: Path, command: list[str] | None) -> None:
