@@ -222,6 +222,9 @@ Point = tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, 
 
 class Zone(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,40}$", description="Unique per camera; part of the case key.")
+    display_name: str | None = Field(
+        None, min_length=1, max_length=40, description="What people call it, e.g. 东门口 (captions, the console)."
+    )
     purpose: ZonePurpose = Field(description="What the zone is for; rules select zones by purpose.")
     polygon: list[Point] = Field(min_length=3, description="Normalised (x, y) vertices, 0..1.")
 
