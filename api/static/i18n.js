@@ -13,6 +13,7 @@ const zh = {
   "nav.incidents": "事件",
   "nav.stats": "统计",
   "header.logout": "退出登录",
+  "header.help": "帮助",
   "header.switchLang": "切换语言",
   "header.otherLang": "English",
   "header.user": "{name} · {role}",
@@ -113,6 +114,7 @@ const zh = {
   "help.v": "切换标注图 / 视频片段",
   "help.q": "显示 / 隐藏本帮助",
   "help.esc": "关闭弹层",
+  "help.guide": "值班员手册（审核、案件、快捷键）",
 
   "cameras.title": "摄像头",
   "cameras.street": "街道",
@@ -279,6 +281,7 @@ const en = {
   "nav.incidents": "Incidents",
   "nav.stats": "Statistics",
   "header.logout": "Log out",
+  "header.help": "Help",
   "header.switchLang": "Switch language",
   "header.otherLang": "中文",
   "header.user": "{name} · {role}",
@@ -379,6 +382,7 @@ const en = {
   "help.v": "switch between image and clip",
   "help.q": "show / hide this help",
   "help.esc": "close the overlay",
+  "help.guide": "Operators' guide (review, cases, keys)",
 
   "cameras.title": "Cameras",
   "cameras.street": "Street",

@@ -645,6 +645,7 @@ export function reviewView() {
         { class: "overlay-box help-box", role: "dialog", "aria-labelledby": "help-title" },
         h("h2", { id: "help-title" }, t("help.title")),
         h("dl", { class: "key-help" }, rows.map(([k, d]) => [h("dt", {}, h("kbd", {}, k)), h("dd", {}, t(d))])),
+        h("p", {}, h("a", { href: "/help/operators", target: "_blank", rel: "noopener" }, t("help.guide"))),
       ),
     );
     overlay.hidden = false;
