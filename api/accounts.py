@@ -72,6 +72,63 @@ def add_user(s: Session, username: str, password: str, role: str) -> User:
     return user
 
 
+def list_users(s: Session) -> list[User]:
+    return list(s.scalars(select(User).order_by(User.username)))
+
+
+def _user(s: Session, username: str) -> User:
+    user = s.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise AccountError(f"no user {username!r}")
+    return user
+
+
+def set_disabled(s: Session, username: str, disabled: bool) -> User:
+    """Disables (and logs out) or enables a user.
+
+    Raises:
+        AccountError: no such user, or it is the last enabled admin (nobody could manage users then).
+    """
+    user = _user(s, username)
+    if disabled and user.role == "admin" and not user.disabled:
+        admins = s.scalar(select(func.count()).select_from(User).where(User.role == "admin", User.disabled.is_(False)))
+        if (admins or 0) <= 1:
+            raise AccountError(f"{username!r} is the last enabled admin; add another admin first")
+    user.disabled = disabled
+    if disabled:
+        s.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+    return user
+
+
+def reset_password(s: Session, username: str, password: str) -> User:
+    """Sets a new password and ends the user's sessions (whoever knew the old one is logged out).
+
+    Raises:
+        AccountError: no such user, or a short password.
+    """
+    if len(password) < 10:
+        raise AccountError("password must have at least 10 characters")
+    user = _user(s, username)
+    user.password_hash = _hasher.hash(password)
+    s.execute(delete(LoginSession).where(LoginSession.user_id == user.id))
+    return user
+
+
+def list_tokens(s: Session) -> list[ApiToken]:
+    return list(s.scalars(select(ApiToken).order_by(ApiToken.name)))
+
+
+def revoke_token(s: Session, name: str) -> ApiToken:
+    """Raises: AccountError: no such token, or it is revoked already."""
+    token = s.scalar(select(ApiToken).where(ApiToken.name == name))
+    if token is None:
+        raise AccountError(f"no token {name!r}")
+    if token.revoked:
+        raise AccountError(f"token {name!r} is revoked already")
+    token.revoked = True
+    return token
+
+
 def user_count(s: Session) -> int:
     return s.scalar(select(func.count()).select_from(User)) or 0
 

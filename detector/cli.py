@@ -193,6 +193,92 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _account_change(args: argparse.Namespace, change) -> int:
+    """Runs `change(session)` in one transaction; an AccountError is printed, exit 1."""
+    from api.accounts import AccountError
+
+    engine, sessions = _accounts(args)
+    try:
+        with sessions.begin() as s:
+            message = change(s)
+    except AccountError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(message)
+    return 0
+
+
+def _when(ts) -> str:
+    return "-" if ts is None else ts.astimezone(ZoneInfo(DEFAULT_TZ)).isoformat(timespec="seconds")
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    from api.accounts import list_users
+
+    engine, sessions = _accounts(args)
+    with sessions() as s:
+        users = list_users(s)
+        for u in users:
+            state = "disabled" if u.disabled else "active"
+            print(f"{u.username:24} {u.role:9} {state:9} created={_when(u.created_at)}")
+    engine.dispose()
+    if not users:
+        print("no users yet (gridsight user add NAME)")
+    return 0
+
+
+def cmd_user_disable(args: argparse.Namespace) -> int:
+    from api.accounts import audit, set_disabled
+
+    def change(s) -> str:
+        set_disabled(s, args.name, True)
+        audit(s, "cli", "user.disable", f"user:{args.name}", {"disabled": False}, {"disabled": True})
+        return f"user {args.name} disabled and logged out"
+
+    return _account_change(args, change)
+
+
+def cmd_user_reset_password(args: argparse.Namespace) -> int:
+    from api.accounts import audit, generate_password, reset_password
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else generate_password()
+
+    def change(s) -> str:
+        reset_password(s, args.name, password)
+        audit(s, "cli", "user.reset_password", f"user:{args.name}")
+        return f"password of {args.name} reset" + ("" if args.password_stdin else f"; new password: {password}")
+
+    return _account_change(args, change)
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    from api.accounts import list_tokens
+
+    engine, sessions = _accounts(args)
+    with sessions() as s:
+        tokens = list_tokens(s)
+        for t in tokens:  # never the secret: only its hash is stored anyway
+            state = "revoked" if t.revoked else "active"
+            print(f"{t.name:24} {t.role:9} {state:8} created={_when(t.created_at)} last_used={_when(t.last_used_at)}")
+    engine.dispose()
+    if not tokens:
+        print("no tokens yet (gridsight token create NAME)")
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    from api.accounts import audit, revoke_token
+
+    def change(s) -> str:
+        revoke_token(s, args.name)
+        audit(s, "cli", "token.revoke", f"token:{args.name}", {"revoked": False}, {"revoked": True})
+        return f"token {args.name} revoked"
+
+    return _account_change(args, change)
+
+
 def cmd_model(args: argparse.Namespace) -> int:
     """Model deployments (the same operations as /api/v1/models, audited as 'cli')."""
     import json
@@ -310,6 +396,15 @@ def main(argv: list[str] | None = None) -> int:
     user_add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     _config_option(user_add)
     user_add.set_defaults(func=cmd_user_add)
+    user_sub.add_parser("list", help="users with their role and state").set_defaults(func=cmd_user_list)
+    user_sub.add_parser("disable", help="disable a user and end their sessions").set_defaults(func=cmd_user_disable)
+    reset = user_sub.add_parser("reset-password", help="set a new password (generated unless --password-stdin)")
+    reset.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    reset.set_defaults(func=cmd_user_reset_password)
+    for name in ("disable", "reset-password"):
+        user_sub.choices[name].add_argument("name")
+    for name in ("list", "disable", "reset-password"):
+        _config_option(user_sub.choices[name])
 
     token = sub.add_parser("token", help="API tokens for machines")
     token_sub = token.add_subparsers(dest="token_command", required=True)
@@ -318,6 +413,14 @@ def main(argv: list[str] | None = None) -> int:
     token_create.add_argument("--role", choices=ROLES, default="viewer")
     _config_option(token_create)
     token_create.set_defaults(func=cmd_token_create)
+    token_sub.add_parser("list", help="tokens with role, state and last use (never the secret)").set_defaults(
+        func=cmd_token_list
+    )
+    revoke = token_sub.add_parser("revoke", help="revoke a token: it stops working at once")
+    revoke.add_argument("name")
+    revoke.set_defaults(func=cmd_token_revoke)
+    for name in ("list", "revoke"):
+        _config_option(token_sub.choices[name])
 
     model = sub.add_parser("model", help="detector model deployments: list, promote, roll back, shadow runs")
     model_sub = model.add_subparsers(dest="model_command", required=True)

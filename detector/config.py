@@ -31,9 +31,13 @@ from pydantic import (
 from detector.filing.case_flow import check_edges
 from detector.filing.workcal import TimeZoneName, WorkCalendar
 from detector.rules.taxonomy import FilingPolicy, Persistence, RuleSpec, Taxonomy, load_taxonomy
+from detector.yamlpos import Document, parse
 
 DEFAULT_TZ = "Asia/Shanghai"
 SETTINGS_FILE = "settings.yaml"
+#: the models shipped with GridSight: the default models_dir wherever the configuration lives
+BUNDLED_MODELS = Path(__file__).resolve().parents[1] / "models"
+CADENCE_S = (0.5, 3600.0)
 
 
 class Strict(BaseModel):
@@ -168,7 +172,11 @@ class InstanceSettings(Strict):
 
 
 class Settings(Strict):
-    """Deployment-wide settings (`settings.yaml`). Relative paths are relative to the working directory."""
+    """Deployment-wide settings (`settings.yaml`).
+
+    Relative paths (and a relative SQLite file) are relative to the configuration folder, not the
+    working directory, so every command given the same `--config` finds the same database.
+    """
 
     database_url: str = Field(
         "sqlite:///var/gridsight.db",
@@ -179,7 +187,9 @@ class Settings(Strict):
         90, gt=0, description="Evidence of incidents cleared longer ago than this is deleted."
     )
     cache_dir: Path = Field(Path("var/cache"), description="Generated demo videos and other caches.")
-    models_dir: Path = Field(Path("models"), description="Folder of model folders (model.onnx + manifest.yaml).")
+    models_dir: Path = Field(
+        BUNDLED_MODELS, description="Folder of model folders (model.onnx + manifest.yaml); default: the bundled ones."
+    )
     taxonomy: Path | None = Field(
         None, description="Taxonomy YAML replacing the bundled one (e.g. local legacy codes)."
     )
@@ -362,8 +372,11 @@ class Camera(Strict):
     source: Source = Field(description="Detect stream (low resolution is fine).")
     record: Source | None = Field(None, description="Main stream for evidence clips (default: the detect stream).")
     location: Location = Location()
-    ptz_preset: str | None = Field(None, description="Preset this view belongs to; part of the case key.")
-    cadence_s: float = Field(10.0, ge=0.5, le=3600, description="Seconds of video time between analyses.")
+    ptz_preset: str | None = Field(
+        None, max_length=64, description="Preset this view belongs to (text; a whole number is taken as its digits); "
+        "part of the case key.",
+    )  # fmt: skip
+    cadence_s: float = Field(10.0, description="Seconds of video time between analyses, 0.5 to 3600.")
     zones: list[Zone] = Field(default_factory=list)
     schedules: dict[str, Schedule] = Field(default_factory=dict)
     problems: list[str] = Field(min_length=1, description="GB/T 47678.5 codes of the problems watched.")
@@ -374,6 +387,26 @@ class Camera(Strict):
     gate: Gate = Gate()
     evidence: Evidence = Evidence()
     enabled: bool = True
+
+    @field_validator("ptz_preset", mode="before")
+    @classmethod
+    def _preset_text(cls, v: Any) -> Any:
+        # Presets are numbered on the cameras, so `ptz_preset: 3` is what people write and mean "3".
+        # Other numbers are refused: YAML has already turned 1.10 into 1.1 and a bool is never a preset.
+        if isinstance(v, bool | float):
+            raise ValueError(f'YAML read this as {v!r}, not a preset name: quote it, e.g. ptz_preset: "{v}"')
+        return str(v) if isinstance(v, int) else v
+
+    @field_validator("cadence_s")
+    @classmethod
+    def _cadence(cls, v: float) -> float:
+        low, high = CADENCE_S
+        if not low <= v <= high:  # NaN too
+            raise ValueError(
+                f"cadence_s is the seconds of video time between analyses: from {low:g} (twice a second) "
+                f"to {high:g} (once an hour), got {v:g}"
+            )
+        return v
 
     @model_validator(mode="after")
     def _references(self) -> Camera:
@@ -400,10 +433,12 @@ class ConfigError:
     camera: str | None  # id, or "#<index>" when the id itself is missing
     field: str
     message: str
+    line: int | None = None  # 1-based, where the field (or the mapping lacking it) is written
+    column: int | None = None
 
     def __str__(self) -> str:
-        where = self.file + (f" camera {self.camera}" if self.camera else "")
-        return f"{where}: {self.field}: {self.message}"
+        where = self.file + (f":{self.line}:{self.column}" if self.line is not None else "")
+        return f"{where}:{f' camera {self.camera}:' if self.camera else ''} {self.field}: {self.message}"
 
 
 @dataclass
@@ -415,20 +450,45 @@ class LoadedConfig:
     warnings: list[ConfigError] = field(default_factory=list)  # valid, but worth saying
 
 
+@dataclass(frozen=True, slots=True)
+class _File:
+    """One YAML file being checked: errors made here carry its name and the position of the field."""
+
+    path: Path
+    doc: Document
+
+    def error(self, camera: str | None, loc: tuple[Any, ...], message: str, key: bool = False) -> ConfigError:
+        pos = self.doc.position(loc, key=key)
+        return ConfigError(
+            str(self.path), camera, _loc(loc), message, pos.line if pos else None, pos.column if pos else None
+        )
+
+    def pydantic(self, e: ValidationError, camera: str | None, prefix: tuple[Any, ...] = ()) -> list[ConfigError]:
+        out = []
+        for err in e.errors(include_url=False):
+            loc, msg = prefix + tuple(err["loc"]), err["msg"].removeprefix("Value error, ")
+            # a model-level check names its field first ("rules.09006.schedule: ..."): point there
+            named = re.match(r"([\w\-]+(?:\.[\w\-]+)*): ", msg)
+            if named and not err["loc"] and self.doc.has(inner := loc + tuple(named[1].split("."))):
+                loc = inner
+            out.append(self.error(camera, loc, msg, key=err["type"] == "extra_forbidden"))
+        return out
+
+
 def _loc(loc: tuple[Any, ...]) -> str:
     return ".".join(str(p) for p in loc) or "(root)"
 
 
-def _pydantic_errors(e: ValidationError, file: str, camera: str | None, prefix: str = "") -> list[ConfigError]:
-    return [ConfigError(file, camera, prefix + _loc(err["loc"]), err["msg"]) for err in e.errors(include_url=False)]
-
-
-def _read_yaml(path: Path, errors: list[ConfigError]) -> Any:
+def _read_yaml(path: Path, errors: list[ConfigError]) -> _File | None:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        errors.append(ConfigError(str(path), None, "(file)", str(e).replace("\n", " ")))
-        return None
+        return _File(path, parse(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError) as e:
+        errors.append(ConfigError(str(path), None, "(file)", str(e)))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
+        errors.append(ConfigError(str(path), None, "(file)", str(e).replace("\n", " "), line, col))
+    return None
 
 
 def resolve_rule(taxonomy: Taxonomy, camera: Camera, code: str) -> RuleSpec:
@@ -440,9 +500,72 @@ def resolve_rule(taxonomy: Taxonomy, camera: Camera, code: str) -> RuleSpec:
     return RuleSpec.model_validate({**base.model_dump(), **override.model_dump(exclude_none=True)})
 
 
+def _under(base: Path, path: Path) -> Path:
+    path = path.expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def _sqlite_under(base: Path, url: str) -> str:
+    from sqlalchemy.engine import make_url  # parses only: no driver, no connection
+
+    parsed = make_url(url)
+    db = parsed.database
+    if not parsed.drivername.startswith("sqlite") or not db or db == ":memory:" or db.startswith("file:"):
+        return url
+    return parsed.set(database=str(_under(base, Path(db)))).render_as_string(hide_password=False)
+
+
+def _settings_under(base: Path, s: Settings) -> Settings:
+    """Relative paths of the settings made absolute against the folder of the file that names them."""
+    return s.model_copy(
+        update={
+            "database_url": _sqlite_under(base, s.database_url),
+            "evidence_root": _under(base, s.evidence_root),
+            "cache_dir": _under(base, s.cache_dir),
+            "models_dir": _under(base, s.models_dir),
+            "taxonomy": None if s.taxonomy is None else _under(base, s.taxonomy),
+        }
+    )
+
+
+def _source_under(base: Path, src: Source) -> Source:
+    url = src.url
+    if url.startswith("file://") and not url.startswith("file:///"):
+        url = "file://" + str(_under(base, Path(url.removeprefix("file://"))))
+    elif "://" not in url:
+        url = str(_under(base, Path(url)))
+    return src.model_copy(update={"url": url})
+
+
+def _camera_under(base: Path, cam: Camera) -> Camera:
+    record = None if cam.record is None else _source_under(base, cam.record)
+    return cam.model_copy(update={"source": _source_under(base, cam.source), "record": record})
+
+
+def _load_settings(doc: _File, errors: list[ConfigError]) -> Settings:
+    raw = doc.doc.data
+    if raw is None:
+        return Settings()
+    if not isinstance(raw, dict):
+        errors.append(doc.error(None, (), "must be a mapping of setting: value"))
+        return Settings()
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as e:
+        errors += doc.pydantic(e, None)
+        # keep the settings that are right (a custom taxonomy, say), so the cameras are checked against them
+        bad = {err["loc"][0] for err in e.errors() if err["loc"]}
+        try:
+            return Settings.model_validate({k: v for k, v in raw.items() if k not in bad})
+        except ValidationError:
+            return Settings()
+
+
 def load_config(config_dir: Path, settings_file: Path | None = None, only: Path | None = None) -> LoadedConfig:
     """Loads everything it can; problems go to `errors` instead of raising.
 
+    Every error of every file comes in one pass, each with its file, line and column. Relative
+    paths resolve against the folder of the YAML file that holds them (see `Settings`).
     `only`: check just this camera file (with the directory's settings).
     A missing directory or one without cameras is not an error: the caller
     decides (`gridsight run` refuses it unless --demo).
@@ -451,57 +574,73 @@ def load_config(config_dir: Path, settings_file: Path | None = None, only: Path 
     warnings: list[ConfigError] = []
     settings = Settings()
     settings_path = settings_file or config_dir / SETTINGS_FILE
-    if settings_path.is_file():
-        raw = _read_yaml(settings_path, errors)
-        if isinstance(raw, dict):
-            try:
-                settings = Settings.model_validate(raw)
-            except ValidationError as e:
-                errors += _pydantic_errors(e, str(settings_path), None)
-        elif raw is not None:
-            errors.append(ConfigError(str(settings_path), None, "(root)", "must be a mapping"))
+    settings_doc = _read_yaml(settings_path, errors) if settings_path.is_file() else None
+    if settings_doc is not None:
+        settings = _load_settings(settings_doc, errors)
+    settings = _settings_under(settings_path.parent.absolute(), settings)
 
     try:
         taxonomy = load_taxonomy(settings.taxonomy)
     except ValueError as e:
-        errors.append(ConfigError(str(settings.taxonomy), None, "taxonomy", str(e)))
+        if settings_doc is not None:
+            errors.append(settings_doc.error(None, ("taxonomy",), str(e)))
+        else:
+            errors.append(ConfigError(str(settings.taxonomy), None, "taxonomy", str(e)))
         taxonomy = load_taxonomy(None)
 
     cameras: list[Camera] = []
     seen: dict[str, str] = {}
     files = sorted(config_dir.glob("*.y*ml")) if only is None else [only]
-    files = [p for p in files if p.resolve() != settings_path.resolve()]
+    files = [p for p in files if p.absolute() != settings_path.absolute()]
     for path in files:
-        raw = _read_yaml(path, errors)
-        if raw is None:
+        doc = _read_yaml(path, errors)
+        if doc is None:
             continue
+        raw = doc.doc.data
         entries = raw.get("cameras") if isinstance(raw, dict) else None
         if not isinstance(entries, list):
-            errors.append(ConfigError(str(path), None, "cameras", "expected a list of cameras"))
+            errors.append(doc.error(None, ("cameras",), "expected a list of cameras"))
             continue
+        base = path.parent.absolute()
         for i, entry in enumerate(entries):
-            cam_id = entry.get("id") if isinstance(entry, dict) else None
-            label = str(cam_id) if cam_id else f"#{i}"
-            try:
-                cam = Camera.model_validate(entry)
-            except ValidationError as e:
-                errors += _pydantic_errors(e, str(path), label, prefix=f"cameras.{i}.")
-                continue
-            bad = [c for c in cam.problems if c not in taxonomy]
-            if bad:
-                errors.append(ConfigError(str(path), label, f"cameras.{i}.problems", f"unknown problem codes {bad}"))
-                continue
-            if cam.id in seen:
-                errors.append(ConfigError(str(path), label, f"cameras.{i}.id", f"duplicate id, also in {seen[cam.id]}"))
-                continue
-            seen[cam.id] = str(path)
-            if problem := _unlocated(cam, taxonomy):
-                target = errors if problem[0] else warnings
-                target.append(ConfigError(str(path), label, f"cameras.{i}.location", problem[1]))
-                if problem[0]:
-                    continue
-            cameras.append(cam)
+            cam = _load_camera(doc, i, entry, taxonomy, seen, errors, warnings)
+            if cam is not None:
+                cameras.append(_camera_under(base, cam))
     return LoadedConfig(settings=settings, taxonomy=taxonomy, cameras=cameras, errors=errors, warnings=warnings)
+
+
+def _load_camera(
+    doc: _File, i: int, entry: Any, taxonomy: Taxonomy, seen: dict[str, str], errors: list[ConfigError],
+    warnings: list[ConfigError],
+) -> Camera | None:  # fmt: skip
+    """One camera entry, or None; every check runs, so one pass reports all that is wrong with it."""
+    raw = entry if isinstance(entry, dict) else {}
+    label = str(raw["id"]) if raw.get("id") else f"#{i}"
+    at = ("cameras", i)
+    before = len(errors)
+    try:
+        cam: Camera | None = Camera.model_validate(entry)
+    except ValidationError as e:
+        errors += doc.pydantic(e, label, at)
+        cam = None
+    problems = cam.problems if cam else raw.get("problems")
+    if isinstance(problems, list):
+        bad = [c for c in problems if isinstance(c, str) and c not in taxonomy]
+        if bad:
+            errors.append(doc.error(label, (*at, "problems"), f"unknown problem codes {bad}"))
+    cam_id = cam.id if cam else raw.get("id")
+    if isinstance(cam_id, str) and cam_id:
+        if cam_id in seen:
+            errors.append(doc.error(label, (*at, "id"), f"duplicate id, also in {seen[cam_id]}"))
+        else:
+            seen[cam_id] = str(doc.path)
+    if cam is None or len(errors) > before:
+        return None
+    if problem := _unlocated(cam, taxonomy):
+        (errors if problem[0] else warnings).append(doc.error(label, (*at, "location"), problem[1]))
+        if problem[0]:
+            return None
+    return cam
 
 
 def _unlocated(cam: Camera, taxonomy: Taxonomy) -> tuple[bool, str] | None:

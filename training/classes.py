@@ -18,8 +18,8 @@ new mapping — and only then written (each file atomically). A bad value raises
 text (comments and layout kept) where that round-trips to exactly the intended data, and
 re-dumped otherwise.
 
-Settings paths are relative to the working directory (as every path in settings.yaml), so the
-`taxonomy:` line names the copy the way `--config` was given.
+Settings paths are relative to the configuration folder (as every path in settings.yaml), so the
+`taxonomy:` line names the copy as taxonomy/taxonomy.yaml, wherever the command was run.
 """
 
 from __future__ import annotations
@@ -357,7 +357,7 @@ def add_class(new: NewClass, config_dir: Path, classes: Path) -> ClassAddResult:
     new_settings = None
     if copied:
         settings_raw = (yaml.safe_load(settings_text) or {}) if settings_text else {}
-        new_settings = _set_taxonomy(settings_text, str(taxonomy_path), settings_raw)
+        new_settings = _set_taxonomy(settings_text, OWN_TAXONOMY.as_posix(), settings_raw)
     classes_text, classes_raw = _read_mapping(Path(classes), "class mapping")
     try:
         ClassMap.load(Path(classes))

@@ -74,7 +74,7 @@ def test_class_add_end_to_end(deployment: tuple[Path, Path], capsys) -> None:
     # settings.yaml points at it; everything else in it, comments included, is kept
     settings_text = (cfg / "settings.yaml").read_text()
     assert settings_text.startswith("# our site\n") and "retention_days: 30  # keep a month" in settings_text
-    assert yaml.safe_load(settings_text) == {**settings_before, "taxonomy": str(own)}
+    assert yaml.safe_load(settings_text) == {**settings_before, "taxonomy": "taxonomy/taxonomy.yaml"}  # config-relative
 
     # the class mapping lists the class last (existing ids unchanged), comments kept
     mapped = ClassMap.load(classes)
@@ -99,7 +99,7 @@ def test_class_add_end_to_end(deployment: tuple[Path, Path], capsys) -> None:
     assert "already lists hung_banner" in capsys.readouterr().out
     assert [t.code for t in load_taxonomy(own)][-2:] == ["07010", "07011"]
     assert ClassMap.load(classes).classes.count("hung_banner") == 1
-    assert yaml.safe_load((cfg / "settings.yaml").read_text())["taxonomy"] == str(own)
+    assert yaml.safe_load((cfg / "settings.yaml").read_text())["taxonomy"] == "taxonomy/taxonomy.yaml"
     assert load_config(cfg).errors == []
 
 
@@ -144,7 +144,9 @@ def test_relative_config_and_no_settings_file(tmp_path: Path, monkeypatch) -> No
     shutil.copyfile(BUNDLED_CLASSES, tmp_path / "classes.yaml")
     monkeypatch.chdir(tmp_path)
     assert add("site", "classes.yaml", "--zones", "", "--anchor", "bottom_center") == 0
-    assert yaml.safe_load((cfg / "settings.yaml").read_text()) == {"taxonomy": "site/taxonomy/taxonomy.yaml"}
+    assert yaml.safe_load((cfg / "settings.yaml").read_text()) == {
+        "taxonomy": "taxonomy/taxonomy.yaml"
+    }  # relative to the config folder
     loaded = load_config(Path("site"))
     assert loaded.errors == [] and loaded.taxonomy["07010"].rule.zones == []
 
