@@ -30,6 +30,7 @@ from pydantic import (
 
 from detector.filing.case_flow import check_edges
 from detector.filing.workcal import TimeZoneName, WorkCalendar
+from detector.ingest import gb28181
 from detector.rules.taxonomy import FilingPolicy, Persistence, RuleSpec, Taxonomy, load_taxonomy
 from detector.yamlpos import Document, parse
 
@@ -387,6 +388,13 @@ class Camera(Strict):
     gate: Gate = Gate()
     evidence: Evidence = Evidence()
     enabled: bool = True
+
+    @field_validator("id")
+    @classmethod
+    def _channel_id(cls, v: str) -> str:
+        if problem := gb28181.channel_problem(v):  # a 20-digit id is a GB/T 28181 channel's
+            raise ValueError(problem)
+        return v
 
     @field_validator("ptz_preset", mode="before")
     @classmethod
