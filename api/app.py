@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
 
-from api import auth, cases, guides, incidents, models, monitor, public
+from api import auth, cases, guides, incidents, models, monitor, public, zones
 from api.deps import ApiContext
 
 STATIC = Path(__file__).with_name("static")
@@ -47,7 +47,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     )
     app.state.ctx = ctx
     app.add_middleware(Hardening)
-    for module in (auth, monitor, incidents, cases, models, public, guides):
+    for module in (auth, monitor, incidents, cases, models, public, guides, zones):
         app.include_router(module.router)
     app.include_router(monitor.ops)
     if (STATIC / "index.html").is_file():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated
 
 import numpy as np
@@ -18,6 +19,7 @@ from detector.incidents.evidence import EvidenceStore
 from detector.ingest.health import HealthSnapshot
 from detector.models.deployments import ModelStore
 from detector.rules.taxonomy import Taxonomy
+from detector.runtime.reload import ReloadResult
 
 SESSION_COOKIE = "gs_session"
 
@@ -40,6 +42,10 @@ class ApiContext:
     cookie_secure: bool = False
     #: normalised person boxes in a BGR picture (the people-and-vehicles model); none: faces only
     people: Callable[[NDArray[np.uint8]], NDArray[np.float32]] | None = None
+    #: a recent frame at full resolution as JPEG (the zone editor); None: no frame yet
+    latest_picture: Callable[[str], bytes | None] = lambda _camera_id: None
+    config_dir: Path | None = None  # the camera files the zone editor writes; None: not editable
+    reload: Callable[[], ReloadResult] | None = None  # loads the config folder again and applies it
 
 
 def get_context(request: Request) -> ApiContext:

@@ -17,7 +17,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select, text
 
 from api.deps import ApiContext, ContextDep, Reader, SessionDep
-from api.schemas import CameraPublic, HealthEventPublic, errors
+from api.schemas import CameraPublic, HealthEventPublic, ZonePublic, errors
 from detector.config import Camera
 from detector.store.db import CameraHealthEvent, Case, CaseHistory, Incident, Outbox
 
@@ -36,6 +36,7 @@ def camera_public(ctx: ApiContext, cam: Camera) -> CameraPublic:
         frames_dropped=h.frames_dropped if h else 0, reconnects=h.reconnects if h else 0,
         cadence_s=cam.cadence_s, problems=cam.problems, address=cam.location.address,
         street=cam.location.street, community=cam.location.community,
+        zones=[ZonePublic.model_validate(z.model_dump(mode="json")) for z in cam.zones],
     )  # fmt: skip
 
 
@@ -73,15 +74,16 @@ def camera_health(
 
 
 @router.get("/cameras/{camera_id}/frame.jpg", tags=["cameras"], response_class=Response)
-def camera_frame(camera_id: str, _: Reader, ctx: ContextDep) -> Response:
-    """The newest analysed frame (a preview at most 960 px wide) with the camera's zones drawn."""
+def camera_frame(camera_id: str, _: Reader, ctx: ContextDep, zones: bool = True) -> Response:
+    """The newest analysed frame (a preview at most 960 px wide) with the camera's zones drawn
+    (`zones=false`: without them, for a client that draws them with their names)."""
     cam = _camera(ctx, camera_id)
     image = ctx.latest_frame(camera_id)
     if image is None:
         raise HTTPException(404, f"camera {camera_id!r} has no analysed frame yet")
     scene = image.copy()
     h, w = scene.shape[:2]
-    for zone in cam.zones:
+    for zone in cam.zones if zones else ():
         pts = np.round(np.asarray(zone.polygon) * [w - 1, h - 1]).astype(np.int32)
         colour = (128, 128, 128) if zone.purpose.value == "ignore" else (255, 200, 0)
         cv2.polylines(scene, [pts], True, colour, max(2, w // 640), cv2.LINE_AA)

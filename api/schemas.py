@@ -19,7 +19,7 @@ class ErrorBody(BaseModel):
 _ERROR_TEXT = {
     400: "Bad request", 401: "No valid credentials", 403: "The role may not do this", 404: "Not found",
     409: "Conflicts with the current state", 411: "Length required", 413: "Body too large",
-    429: "Too many attempts", 503: "Not ready",
+    422: "Invalid input, each error naming its field", 429: "Too many attempts", 503: "Not ready",
 }  # fmt: skip
 
 
@@ -32,6 +32,13 @@ class HealthEventPublic(BaseModel):
     ts: datetime
     state: str
     error: str | None
+
+
+class ZonePublic(BaseModel):
+    name: str = Field(description="The zone's id (ASCII), part of the case key.")
+    display_name: str | None = Field(description="What people call it, e.g. 东门口.")
+    purpose: str
+    polygon: list[tuple[float, float]] = Field(description="Normalised (x, y) vertices, 0..1.")
 
 
 class CameraPublic(BaseModel):
@@ -49,6 +56,7 @@ class CameraPublic(BaseModel):
     address: str
     street: str
     community: str
+    zones: list[ZonePublic] = Field(default_factory=list, description="The zones the camera runs with now.")
 
 
 class EvidencePublic(BaseModel):

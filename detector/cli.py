@@ -137,6 +137,33 @@ def cmd_filer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cameras_snapshot(args: argparse.Namespace) -> int:
+    """One full-resolution frame of a camera as JPEG: the picture to draw its zones on."""
+    import cv2
+
+    from detector.ingest.sources import SourceError, grab_frame, resolve_url
+
+    loaded = load_config(args.config)
+    cam = next((c for c in loaded.cameras if c.id == args.camera), None)
+    if cam is None:
+        broken = [str(e) for e in loaded.errors if e.camera == args.camera]
+        known = ", ".join(c.id for c in loaded.cameras) or "none"
+        why = "; ".join(broken) if broken else f"no such camera in {args.config} (known: {known})"
+        print(f"gridsight cameras snapshot: camera {args.camera}: {why}", file=sys.stderr)
+        return 2
+    out: Path = args.out or Path(f"{cam.id}.jpg")
+    try:
+        image = grab_frame(cam.source, resolve_url(cam.source, loaded.settings.cache_dir), args.timeout)
+    except SourceError as e:
+        print(f"gridsight cameras snapshot: camera {cam.id}: {e}", file=sys.stderr)
+        return 1
+    if not cv2.imwrite(str(out), image, [cv2.IMWRITE_JPEG_QUALITY, 95]):
+        print(f"gridsight cameras snapshot: cannot write {out}", file=sys.stderr)
+        return 1
+    print(f"{out}: {image.shape[1]}x{image.shape[0]} frame of camera {cam.id}")
+    return 0
+
+
 def cmd_cases_export(args: argparse.Namespace) -> int:
     from detector.filing.export import export_cases
     from detector.store.db import open_database
@@ -377,6 +404,15 @@ def main(argv: list[str] | None = None) -> int:
     filer.add_argument("--for", dest="duration", type=float, default=None, metavar="SECONDS")
     filer.add_argument("--until-empty", action="store_true", help="stop once nothing is left to send")
     filer.set_defaults(func=cmd_filer)
+
+    cameras = sub.add_parser("cameras", help="camera tools")
+    cameras_sub = cameras.add_subparsers(dest="cameras_command", required=True)
+    snapshot = cameras_sub.add_parser("snapshot", help="write one full-resolution frame of a camera as JPEG")
+    snapshot.add_argument("camera", help="camera id")
+    snapshot.add_argument("--out", type=Path, help="JPEG file (default: <camera id>.jpg)")
+    snapshot.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the source")
+    _config_option(snapshot)
+    snapshot.set_defaults(func=cmd_cameras_snapshot)
 
     cases = sub.add_parser("cases", help="case register tools")
     cases_sub = cases.add_subparsers(dest="cases_command", required=True)

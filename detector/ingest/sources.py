@@ -441,3 +441,33 @@ class SnapshotReader(Reader):
         if image is None:
             raise SourceError(f"{self.safe_url} did not return a decodable image")
         return image
+
+
+def grab_frame(source: Source, url: str, timeout_s: float = 10.0) -> np.ndarray:
+    """One full-resolution BGR frame from the source, opened as its reader would (`gridsight cameras snapshot`).
+
+    Raises:
+        SourceError: the source cannot be opened, has no video, or gives no frame in time.
+    """
+    safe = redact(url)
+    if source.snapshot:
+        try:
+            resp = httpx.get(url, timeout=timeout_s, follow_redirects=True)
+        except httpx.HTTPError as e:
+            raise SourceError(f"{safe}: {type(e).__name__}: {str(e).replace(url, safe)}") from e
+        if resp.status_code != 200:
+            raise SourceError(f"{safe} answered HTTP {resp.status_code}")
+        image = cv2.imdecode(np.frombuffer(resp.content, np.uint8), cv2.IMREAD_COLOR)
+        if image is None:
+            raise SourceError(f"{safe} did not return a decodable image")
+        return image
+    options = {"rtsp_transport": source.transport} if url.startswith("rtsp://") else {}
+    try:
+        with av.open(url, options=options, timeout=(timeout_s, timeout_s)) as container:
+            if not container.streams.video:
+                raise SourceError(f"{safe} has no video stream")
+            for frame in container.decode(video=0):  # a live stream: from its next keyframe on
+                return frame.to_ndarray(format="bgr24")
+    except av.FFmpegError as e:
+        raise SourceError(f"cannot read {safe}: {e.strerror or type(e).__name__}") from e
+    raise SourceError(f"{safe} ended before its first frame")

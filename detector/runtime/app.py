@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -55,7 +55,8 @@ from detector.models.shadow import ShadowTap
 from detector.rules.engine import CameraRules
 from detector.runtime.events import Events, build_events
 from detector.runtime.leases import LeaseKeeper, ServedQueues, default_instance_id
-from detector.runtime.pipeline import CameraRuntime, FrameQueues, Pipeline
+from detector.runtime.pipeline import CameraRuntime, FrameQueues, Pipeline, jpeg
+from detector.runtime.reload import ConfigWatch, ReloadResult, plan
 from detector.store.db import CameraHealthEvent, CameraLease, CameraRow, ModelFinding, open_database
 from detector.synthetic.demo_camera import demo_camera
 
@@ -63,6 +64,7 @@ log = logging.getLogger(__name__)
 
 HEALTH_EVERY_S = 5.0
 FOLLOW_LEASES_EVERY_S = 0.5  # with leases: how often the run loop starts and stops cameras to match them
+WATCH_CONFIG_EVERY_S = 1.0  # how often the config files' modification times are compared
 HANDOVER_WAIT_S = 15.0  # a camera handed over: how long to wait for its in-flight frame and openings
 RETENTION_EVERY_S = 3600.0
 
@@ -83,6 +85,12 @@ class GridSight:
     role: Literal["all", "supervisor", "worker"] = "all"
     peers: int = 1  # a worker: how many workers its supervisor runs
     events: Events | None = None  # MQTT (settings.mqtt), None when not configured
+    config_dir: Path | None = None  # where the config was loaded from: reloaded on a change (None: never)
+    demo: bool = False  # the demo camera is added to every load of the config
+    watch_config: bool = True  # reload on a change of the config files (else only by the API)
+    _cameras_lock: threading.RLock = field(default_factory=threading.RLock)  # a reload, the leases' follower
+    _watch: ConfigWatch | None = None
+    _ctx: ApiContext | None = None
 
     # ------------------------------------------------------------ start
 
@@ -134,6 +142,8 @@ class GridSight:
         self.pipeline.start()
         for r in self.readers:
             r.start()
+        if self.watch_config and self.config_dir is not None and self.config_dir.is_dir():
+            self._watch = ConfigWatch(self.config_dir)
         log.info("gridsight started", extra={"cameras": len(self.pipeline.cameras), "api_port": self.api_port})
 
     def _add_camera(self, cam: Camera) -> None:
@@ -296,19 +306,20 @@ class GridSight:
             sessions=self.sessions,
             store=self.store,
             taxonomy=self.config.taxonomy,
-            # with leases every instance shows every camera (the database is shared), served here or not
-            cameras={c.camera.id: c.camera for c in self.pipeline.runtimes()}
-            if self._serves_all
-            else {c.id: c for c in self.config.cameras if c.enabled},
+            cameras=self._shown_cameras(),
             health=self.health if self._serves_all else self._health_anywhere,
             cases=self.cases,
             latest_frame=self._latest_frame,
+            latest_picture=self._latest_picture,
+            config_dir=self.config_dir,
+            reload=self.reload_config if self.config_dir is not None else None,
             model_store=self.model_store,
             runtime_stats=self._runtime_stats,
             people=self._people_finder(),
             cookie_secure=s.api_cookie_secure,
             **platform_callbacks(s.platform),
         )
+        self._ctx = ctx
         config = uvicorn.Config(create_app(ctx), host=s.api_host, port=s.api_port, log_config=None, access_log=False)
         self._server = uvicorn.Server(config)
         self._api_thread = threading.Thread(target=self._server.run, name="api", daemon=True)
@@ -354,7 +365,7 @@ class GridSight:
         now = datetime.now(UTC)
         snaps: list[HealthSnapshot] = []
         with self.sessions.begin() as s:
-            for cam_id, h in self.healths.items():
+            for cam_id, h in list(self.healths.items()):  # (a reload may add or remove one meanwhile)
                 snap = h.snapshot()
                 row = s.get(CameraRow, cam_id)
                 if row is None:
@@ -368,9 +379,24 @@ class GridSight:
             for snap in snaps:
                 self.events.camera_status(snap)
 
+    def _shown_cameras(self) -> dict[str, Camera]:
+        """The API's cameras; with leases every instance shows every camera (the database is shared)."""
+        if self._serves_all:
+            return {c.camera.id: c.camera for c in self.pipeline.runtimes()}
+        return {c.id: c for c in self.config.cameras if c.enabled}
+
     def _latest_frame(self, camera_id: str) -> NDArray[np.uint8] | None:
         rt = self.pipeline.cameras.get(camera_id)
         return rt.last_image if rt else None
+
+    def _latest_picture(self, camera_id: str) -> bytes | None:
+        """A recent frame at full resolution as JPEG (the preview is the full frame when it is small)."""
+        rt = self.pipeline.cameras.get(camera_id)
+        if rt is None:
+            return None
+        if rt.full_jpeg is not None:
+            return rt.full_jpeg
+        return jpeg(rt.last_image) if rt.last_image is not None else None
 
     def _runtime_stats(self) -> dict[str, dict[str, float]]:
         return {
@@ -412,14 +438,19 @@ class GridSight:
         """Serves exactly the cameras whose lease this instance holds: first stops the others, then starts new ones."""
         assert self.leases is not None
         try:
-            held = self.leases.held()
-            for camera_id in [c for c in self.pipeline.cameras if c not in held]:
-                self._unserve(camera_id)
-            for camera_id in sorted(held.keys() - self.pipeline.cameras.keys()):
-                for r in self._serve(camera_id):
-                    r.start()  # a reader may start late: its frames join the running pipeline
+            with self._cameras_lock:  # (a reload changes the cameras to follow)
+                self._follow_held()
         except Exception:  # a database blip must not end the run loop; the next round tries again
             log.exception("following the camera leases failed")
+
+    def _follow_held(self) -> None:
+        assert self.leases is not None
+        held = self.leases.held()
+        for camera_id in [c for c in self.pipeline.cameras if c not in held]:
+            self._unserve(camera_id)
+        for camera_id in sorted(held.keys() - self.pipeline.cameras.keys()):
+            for r in self._serve(camera_id):
+                r.start()  # a reader may start late: its frames join the running pipeline
 
     def _serve(self, camera_id: str) -> list[Reader]:
         """Adds a camera this instance just got the lease of; returns its readers (not started)."""
@@ -502,6 +533,129 @@ class GridSight:
             since=row.updated_at.timestamp(),
         )
 
+    # ------------------------------------------------------------ reload (no restart)
+
+    def reload_config(self) -> ReloadResult:
+        """Loads the config folder again and applies its camera changes (detector/runtime/reload.py).
+
+        A folder with any error is refused whole: the errors are returned and logged, and the
+        running config stays. Settings changes are only reported: they need a restart.
+        """
+        assert self.config_dir is not None
+        with self._cameras_lock:
+            if self._watch is not None:
+                self._watch.mark()
+            new = load_config(self.config_dir)
+            errors = [str(e) for e in new.errors]
+            if not new.cameras and not errors and not self.demo:
+                errors.append(f"{self.config_dir}: no camera configured")
+            if errors:
+                for err in errors:
+                    log.error("config reload refused: the running config stays", extra={"error": err})
+                return ReloadResult(errors=errors)
+            cameras = [*new.cameras, *([demo_camera()] if self.demo else [])]
+            warnings = [str(w) for w in new.warnings]
+            if new.settings.model_dump(exclude={"api_port"}) != self.config.settings.model_dump(exclude={"api_port"}):
+                warnings.append(f"{self.config_dir}: settings changed: restart gridsight to apply them")
+            todo = plan(self.config.cameras, cameras)
+            self.config.cameras = cameras
+            self.cases.cameras = {**self.cases.cameras, **{c.id: c for c in cameras}}  # open cases keep theirs
+            if self.leases is not None:  # the run loop starts and stops cameras as the leases follow
+                inst = self.config.settings.instance
+                self.leases.set_eligible([c.id for c in cameras if c.enabled and inst.cameras.allows(c)])
+                for cam in todo.restarted:
+                    if cam.id in self.pipeline.cameras:
+                        self._unserve(cam.id)  # claimed afresh, with the new settings, at a later round
+            elif self.role == "all":
+                for camera_id in [*todo.removed, *(c.id for c in todo.restarted)]:
+                    self._drop_camera(camera_id)
+                for cam in [*todo.added, *todo.restarted]:
+                    if problem := self._start_camera(cam):
+                        warnings.append(problem)
+            for cam in todo.updated:
+                if problem := self._update_camera(cam):
+                    warnings.append(problem)
+            if self._ctx is not None:
+                self._ctx.cameras = self._shown_cameras()
+            result = ReloadResult(
+                warnings=warnings,
+                added=[c.id for c in todo.added],
+                removed=todo.removed,
+                restarted=[c.id for c in todo.restarted],
+                updated=[c.id for c in todo.updated],
+            )
+        extra = {k: v for k, v in asdict(result).items() if v}
+        log.info("config reloaded" if todo else "config reloaded: no camera changed", extra=extra)
+        return result
+
+    def _watch_config(self) -> None:
+        if self._watch is None or not self._watch.changed():
+            return
+        try:
+            self.reload_config()
+        except Exception:  # the run loop must survive whatever the new files hold
+            log.exception("config reload failed: the running config stays")
+
+    def _drop_camera(self, camera_id: str) -> None:
+        """Stops a camera this process serves alone: readers first, then its analysis (state saved)."""
+        mine = [r for r in self.readers if r.camera_id == camera_id]
+        for r in mine:
+            r.stop()
+        for r in mine:
+            r.join(15)
+        self.readers = [r for r in self.readers if r.camera_id != camera_id]
+        self.pipeline.remove(camera_id)
+        self.healths.pop(camera_id, None)
+        self._health_logged.pop(camera_id, None)
+        self._detectors = [d for d in self._detectors if d[0] != camera_id]
+        log.info("camera stopped by a config reload", extra={"camera": camera_id})
+
+    def _start_camera(self, cam: Camera) -> str | None:
+        """Adds and starts a camera; a camera that cannot start is skipped: returns why."""
+        before = len(self.readers)
+        self.pipeline.cameras = dict(self.pipeline.cameras)  # copy on write: the API iterates it
+        try:
+            self._add_camera(cam)
+        except (SourceError, ValueError, OSError) as e:
+            del self.readers[before:]
+            self.pipeline.cameras = {k: v for k, v in self.pipeline.cameras.items() if k != cam.id}
+            self.healths.pop(cam.id, None)
+            self._detectors = [d for d in self._detectors if d[0] != cam.id]
+            log.error("camera skipped", extra={"camera": cam.id, "error": str(e)})
+            return f"camera {cam.id} skipped: {e}"
+        for r in self.readers[before:]:
+            r.start()
+        log.info("camera started by a config reload", extra={"camera": cam.id})
+        return None
+
+    def _update_camera(self, cam: Camera) -> str | None:
+        """New zones, rules or problems from the camera's next frame on; readers and learned state kept."""
+        old = self.pipeline.cameras.get(cam.id)
+        if old is None:  # not served here
+            return None
+        rules = CameraRules.build(cam, self.config.taxonomy)
+        kept = self._detectors
+        self._detectors = [d for d in kept if d[0] != cam.id]
+        try:
+            analyzers = self._analyzers(cam, rules)
+        except (ValueError, OSError) as e:
+            self._detectors = kept
+            log.error("camera update skipped: it runs on as before", extra={"camera": cam.id, "error": str(e)})
+            return f"camera {cam.id} not updated: {e}"
+        if blob := pack_states(old.analyzers):
+            restore_states(analyzers, blob)
+        gate = None
+        if cam.gate.enabled:
+            gate = SceneGate(cam.gate.threshold, timedelta(minutes=cam.gate.max_skip_minutes), rules.zones)
+        with self.pipeline.paused():
+            rt = replace(old, camera=cam, rules=rules, analyzers=analyzers, gate=gate, last_obs={})
+            self.pipeline.cameras = {**self.pipeline.cameras, cam.id: rt}
+            state = self.incidents.cameras.get(cam.id)
+            if state is not None:  # open incidents and candidates stay; their rules are the new ones
+                state.rules = state.tracker.rules = rules
+        log.info("camera updated by a config reload", extra={"camera": cam.id, "zones": [z.name for z in cam.zones]})
+        return None
+
     # ------------------------------------------------------------ run / stop
 
     def run(self, duration_s: float | None = None) -> None:
@@ -516,19 +670,20 @@ class GridSight:
             signal.signal(signal.SIGTERM, on_signal)
         deadline = None if duration_s is None else time.monotonic() + duration_s
         retention_due = time.monotonic() + RETENTION_EVERY_S
-        step = HEALTH_EVERY_S if self.leases is None else FOLLOW_LEASES_EVERY_S  # leases: follow them closely
+        step = WATCH_CONFIG_EVERY_S if self.leases is None else FOLLOW_LEASES_EVERY_S  # leases: follow them closely
         health_due = time.monotonic() + HEALTH_EVERY_S
         while not self._stop.is_set():
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 break
             self._stop.wait(step if left is None else min(step, left))
-            if self.leases is not None:
-                if not self._stop.is_set():  # (stopping: start no camera now)
+            if not self._stop.is_set():  # (stopping: start no camera now)
+                self._watch_config()
+                if self.leases is not None:
                     self._follow_leases()
-                if time.monotonic() < health_due:
-                    continue
-                health_due = time.monotonic() + HEALTH_EVERY_S
+            if time.monotonic() < health_due:
+                continue
+            health_due = time.monotonic() + HEALTH_EVERY_S
             self._save_health()
             self._sync_models()
             if time.monotonic() >= retention_due:
@@ -616,4 +771,4 @@ def build(
         loaded.cameras.append(demo_camera())
     if not loaded.cameras and not loaded.errors:
         raise NoCameras(f"{config_dir}: no camera configured (add a camera YAML, or run with --demo)")
-    return GridSight(loaded, role=role, peers=peers)
+    return GridSight(loaded, role=role, peers=peers, config_dir=config_dir, demo=demo)

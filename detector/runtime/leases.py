@@ -340,6 +340,11 @@ class LeaseKeeper:
                     self._held.pop(cam, None)
                     self._shedding.discard(cam)
 
+    def set_eligible(self, camera_ids: Iterable[str]) -> None:
+        """A reloaded config: new cameras are claimed from the next round, those gone are handed over."""
+        with self._lock:
+            self._eligible = set(camera_ids)
+
     def give_up(self, camera_id: str) -> None:
         """This instance cannot serve the camera (broken entry): never claim it again, let others try."""
         with self._lock:

@@ -7,6 +7,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -101,6 +102,8 @@ class CameraRuntime:
     analysis_seconds: float = 0.0
     lag_s: float = 0.0  # decode → analysis done, for the newest frame
     last_image: NDArray[np.uint8] | None = None  # a preview of the newest analysed frame (see `preview`)
+    full_jpeg: bytes | None = None  # a full-resolution JPEG of a recent frame (the zone editor draws on it)
+    full_at: float | None = None  # monotonic s of `full_jpeg`
 
 
 class Pipeline:
@@ -112,10 +115,25 @@ class Pipeline:
         self.cameras: dict[str, CameraRuntime] = {}
         self._save_state = save_state  # where analyzer state goes (the camera's database row)
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # held per frame: a reload swaps a camera between two frames
         self._thread = threading.Thread(target=self._run, name="analysis", daemon=True)
 
     def add(self, rt: CameraRuntime) -> None:
         self.cameras[rt.camera.id] = rt
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No frame is analysed inside: the camera set and a camera's runtime can change."""
+        with self._lock:
+            yield
+
+    def remove(self, camera_id: str) -> None:
+        """Stops analysing a camera (its readers are stopped): its analyzers' state is saved first."""
+        with self._lock:
+            rt = self.cameras.get(camera_id)
+            self.cameras = {k: v for k, v in self.cameras.items() if k != camera_id}  # copy: the API iterates
+        if rt is not None:
+            self._persist_state(rt)
 
     def start(self) -> None:
         self._thread.start()
@@ -132,11 +150,14 @@ class Pipeline:
         while not self._stop.is_set():
             frame = self.queues.get(timeout=0.5)
             if frame is not None:
-                self.analyse(frame)
+                with self._lock:
+                    self.analyse(frame)
             self.incidents.poll()
 
     def analyse(self, frame: Frame) -> None:
-        rt = self.cameras[frame.camera_id]
+        rt = self.cameras.get(frame.camera_id)
+        if rt is None:  # a frame still queued from a camera that a reload removed
+            return
         started = time.perf_counter()
         try:
             usable, findings = self._view(rt, frame)
@@ -154,6 +175,10 @@ class Pipeline:
             rt.health.analysed(frame.ts)
             rt.frames += 1
             rt.last_image = preview(frame.image)
+            if frame.image.shape[1] > PREVIEW_WIDTH and (
+                rt.full_at is None or time.monotonic() - rt.full_at > FULL_EVERY_S
+            ):
+                rt.full_jpeg, rt.full_at = jpeg(frame.image), time.monotonic()
             if rt.state_saved_at is None or frame.ts - rt.state_saved_at >= STATE_EVERY or frame.ts < rt.state_saved_at:
                 self._persist_state(rt, frame.ts)
         except Exception:  # one bad frame or camera must not stop the others
@@ -210,6 +235,14 @@ def _blank(image: NDArray[np.uint8]) -> bool:
 
 
 PREVIEW_WIDTH = 960
+FULL_EVERY_S = 30.0  # wall seconds between full-resolution JPEGs of a camera wider than the preview
+
+
+def jpeg(image: NDArray[np.uint8], quality: int = 90) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError(f"could not encode a {image.shape} image as JPEG")
+    return buf.tobytes()
 
 
 def preview(image: NDArray[np.uint8]) -> NDArray[np.uint8]:
