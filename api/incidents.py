@@ -24,7 +24,7 @@ from api.schemas import (
     ReviewVerdict,
     errors,
 )
-from detector.filing.cases import ReviewError
+from detector.filing.cases import ReviewError, zone_label
 from detector.store.db import Case, CaseHistory, Incident, Outbox
 
 router = APIRouter(prefix="/api/v1", responses=errors(400, 401, 403, 404, 409))
@@ -37,10 +37,16 @@ def incident_public(ctx: ApiContext, inc: Incident) -> dict:
     cam = ctx.cameras.get(inc.camera_id)
     loc = cam.location if cam else None
     problem = ctx.taxonomy[inc.problem_code] if inc.problem_code in ctx.taxonomy else None
+    # the finding's label is "analyzer:label" (detector:stall, occupancy:stationary)
+    analyzer, sep, label = ((inc.details or {}).get("label") or "").partition(":")
+    if not sep:
+        analyzer, label = "", analyzer
     return dict(
         id=inc.id, case_key=inc.case_key, camera_id=inc.camera_id, camera_name=cam.name if cam else inc.camera_id,
         address=loc.address if loc else "", street=loc.street if loc else "", community=loc.community if loc else "",
-        zone=inc.zone, problem_code=inc.problem_code, problem_name=problem.name_zh if problem else "",
+        zone=inc.zone, zone_name=zone_label(cam, inc.zone) if cam else inc.zone,
+        problem_code=inc.problem_code, problem_name=problem.name_zh if problem else "",
+        analyzer=analyzer or None, label=label or None,
         state=inc.state, opened_at=inc.opened_at, first_seen_at=inc.first_seen_at,
         last_seen_at=inc.last_seen_at, cleared_at=inc.cleared_at, recurrences=inc.recurrences,
         score=inc.score, box=inc.box, review_state=inc.review_state, review_note=inc.review_note,

@@ -60,7 +60,7 @@ class CameraPublic(BaseModel):
 
 
 class EvidencePublic(BaseModel):
-    kind: str
+    kind: str = Field(description="first_seen (as the persistence window began), annotated, clean, clip, fresh, after")
     url: str
     sha256: str
     bytes: int
@@ -81,8 +81,11 @@ class IncidentPublic(BaseModel):
     street: str
     community: str
     zone: str
+    zone_name: str = Field(description="The zone's display name (e.g. 东门口), else its id.")
     problem_code: str
     problem_name: str
+    analyzer: str | None = Field(None, description="What produced the detection, e.g. detector, occupancy, text.")
+    label: str | None = Field(None, description="The analyzer's label for it, e.g. stall, stationary.")
     state: str
     opened_at: datetime
     first_seen_at: datetime

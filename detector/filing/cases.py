@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 SOURCE = "视频发现"
 REVIEW_VERDICTS = ("confirm", "reject", "relabel")
+# what a case is filed with: the first sighting (the "before"), the opening pictures, the clip
+BUNDLE_KINDS = ("first_seen", "clean", "annotated", "clip")
 
 
 class ReviewError(ValueError):
@@ -41,10 +43,17 @@ def _local(ts: datetime) -> str:
     return ts.astimezone(ZoneInfo(DEFAULT_TZ)).strftime("%Y-%m-%d %H:%M")
 
 
+def zone_label(camera: Camera, zone: str) -> str:
+    """What people call a camera's zone (its display name, e.g. 东门口), else its id."""
+    found = next((z for z in camera.zones if z.name == zone), None)
+    return (found.display_name if found else None) or zone
+
+
 def describe(problem: ProblemType, camera: Camera, inc: Incident) -> str:
     """The case description from the problem's Chinese template."""
     extras = (inc.details or {}).get("extras") or {}
     phones = extras.get("phones") or []
+    zone = zone_label(camera, inc.zone)
     fields = {
         "name": problem.name_zh,
         "code": problem.code,
@@ -52,8 +61,9 @@ def describe(problem: ProblemType, camera: Camera, inc: Incident) -> str:
         "address": camera.location.address or camera.name,
         "street": camera.location.street,
         "community": camera.location.community,
-        "zone": inc.zone,
-        "zone_text": "" if inc.zone == "view" else f"{inc.zone}区域",
+        "zone": zone,
+        # a display name is a place already (东门口); a bare zone id gets 区域
+        "zone_text": "" if inc.zone == "view" else zone if zone != inc.zone else f"{zone}区域",
         "since": _local(inc.first_seen_at),
         "minutes": max(1, round((inc.last_seen_at - inc.first_seen_at).total_seconds() / 60)),
         "score": f"{inc.score:.2f}",
@@ -328,13 +338,13 @@ class CaseService:
         return row
 
     def _bundle(self, s: Session, incident_id: int) -> list[EvidenceFile]:
-        """The newest clean, annotated and clip files of the incident."""
+        """The newest first-seen, clean, annotated and clip files of the incident."""
         rows = s.scalars(
             select(EvidenceFile).where(EvidenceFile.incident_id == incident_id).order_by(EvidenceFile.id.desc())
         ).all()
         newest: dict[str, EvidenceFile] = {}
         for r in rows:
-            if r.kind in ("clean", "annotated", "clip"):
+            if r.kind in BUNDLE_KINDS:
                 newest.setdefault(r.kind, r)
         return sorted(newest.values(), key=lambda r: r.id)
 

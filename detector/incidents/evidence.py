@@ -24,7 +24,8 @@ from numpy.typing import NDArray
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from detector.store.db import EvidenceFile, Incident
+from detector.incidents import captions
+from detector.store.db import Candidate, EvidenceFile, Incident
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,15 @@ class EvidenceStore:
             raise OSError("JPEG encoding failed")
         return self.put_bytes(kind, buf.tobytes(), ".jpg")
 
+    def stored(self, kind: str, rel: str) -> StoredFile:
+        """A file put here earlier, by its relative path (its name is its SHA-256).
+
+        Raises:
+            FileNotFoundError: the file is gone.
+        """
+        path = self.resolve(rel)
+        return StoredFile(kind, rel, path.stem, path.stat().st_size)
+
     def new_tmp_path(self, suffix: str) -> Path:
         fd, name = tempfile.mkstemp(dir=self.tmp, suffix=suffix)
         os.close(fd)
@@ -101,8 +111,9 @@ class EvidenceStore:
         return path
 
     def sweep_orphans(self, session: Session) -> int:
-        """Deletes files no row refers to (and temp files); run at start, before the pipeline."""
+        """Deletes files no row refers to (evidence, or a candidate's first sighting) and temp files; run at start."""
         known = set(session.scalars(select(EvidenceFile.path)))
+        known |= set(session.scalars(select(Candidate.first_frame).where(Candidate.first_frame.is_not(None))))
         removed = 0
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir(exist_ok=True)
@@ -123,6 +134,7 @@ class EvidenceStore:
         session.execute(delete(EvidenceFile).where(EvidenceFile.id.in_([r.id for r in rows])))
         session.commit()
         still_used = set(session.scalars(select(EvidenceFile.path).where(EvidenceFile.path.in_(paths))))
+        still_used |= set(session.scalars(select(Candidate.first_frame).where(Candidate.first_frame.in_(paths))))
         for rel in paths - still_used:  # the same bytes may back another incident's evidence
             self.resolve(rel).unlink(missing_ok=True)
         return len(rows)
@@ -134,23 +146,42 @@ def annotate(
     labels: list[str],
     zone: list[tuple[float, float]] | None,
     caption: str,
+    *,
+    ascii_labels: list[str] | None = None,
+    ascii_caption: str | None = None,
 ) -> NDArray[np.uint8]:
-    """The annotated evidence picture: zone outline, boxes with labels, a caption bar."""
+    """The annotated evidence picture: zone outline, boxes with labels, a caption bar.
+
+    Text is drawn in a CJK font; without one, `ascii_labels`/`ascii_caption` (when given) are
+    drawn with OpenCV instead, which knows no Chinese.
+    """
     h, w = image.shape[:2]
     scene = image.copy()
     if zone:
         poly = np.round(np.asarray(zone) * [w - 1, h - 1]).astype(int)
         scene = sv.draw_polygon(scene, poly, color=sv.Color.from_hex("#00c8ff"), thickness=max(2, w // 640))
+    bar = max(24, h // 24)
+    cjk = captions.cjk_font() is not None
     if boxes:
         dets = sv.Detections(xyxy=np.asarray(boxes, np.float32) * [w, h, w, h], class_id=np.arange(len(boxes)))
         scale = max(0.5, w / 1280)
         scene = sv.BoxAnnotator(color=sv.Color.RED, thickness=max(2, w // 400)).annotate(scene, dets)
-        scene = sv.LabelAnnotator(
-            color=sv.Color.RED, text_scale=0.6 * scale, text_thickness=max(1, round(scale))
-        ).annotate(scene, dets, labels=labels)
-    bar = max(24, h // 24)
+        if cjk:
+            size = max(12, round(20 * scale))
+            for (x0, y0, _, _), text in zip(dets.xyxy, labels, strict=True):
+                top = int(y0) - size - 6 if y0 - size - 6 >= bar else int(y0) + 3  # above the box, or inside it
+                scene = captions.draw_text(scene, text, (int(x0) + 3, top), size, (255, 255, 255), (0, 0, 255), 3)
+        else:
+            scene = sv.LabelAnnotator(
+                color=sv.Color.RED, text_scale=0.6 * scale, text_thickness=max(1, round(scale))
+            ).annotate(scene, dets, labels=ascii_labels or labels)
     cv2.rectangle(scene, (0, 0), (w, bar), (0, 0, 0), -1)
-    cv2.putText(
-        scene, caption, (8, int(bar * 0.72)), cv2.FONT_HERSHEY_SIMPLEX, bar / 40, (255, 255, 255), 1, cv2.LINE_AA
-    )
+    if cjk:
+        size = captions.fit_size(caption, w - 16, round(bar * 0.7))
+        scene = captions.draw_text(scene, caption, (8, max(0, (bar - size) // 2 - 1)), size, (255, 255, 255))
+    else:
+        cv2.putText(
+            scene, ascii_caption or caption, (8, int(bar * 0.72)), cv2.FONT_HERSHEY_SIMPLEX, bar / 40,
+            (255, 255, 255), 1, cv2.LINE_AA,
+        )  # fmt: skip
     return scene

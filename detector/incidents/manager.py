@@ -3,7 +3,9 @@
 Per analysis the manager feeds the camera's findings to its persistence
 tracker, asks `decide` what happens at each key, and writes the result in one
 transaction. Opening waits for the clip's post-roll: the evidence bundle
-(clean JPEG, annotated JPEG, MP4) is on disk before the row commits.
+(clean JPEG, annotated JPEG, MP4) is on disk before the row commits; the
+annotated picture of the first sighting was stored when the persistence
+window began, its path kept with the candidate so a restart loses nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from detector.config import DEFAULT_TZ, Camera
-from detector.filing.cases import CaseService
+from detector.filing.cases import CaseService, zone_label
 from detector.incidents.evidence import EvidenceStore, StoredFile, annotate
 from detector.ingest.ring import PacketRing
 from detector.rules.engine import MAINTENANCE, CameraRules, Finding
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 
 CLIP_WAIT_S = 60.0  # wall seconds to wait for a clip before filing without it
 MAINTENANCE_NAME = "Camera view changed"  # caption of maintenance evidence (not a taxonomy problem)
+MAINTENANCE_NAME_ZH = "摄像头视角变化"
 
 
 @dataclass
@@ -134,7 +137,11 @@ class IncidentManager:
         cam = self.cameras[camera_id]
         keep = set(cam.active) | {k for k in self.pending if k.startswith(camera_id + "|")}
         recent = [k for k, at in cam.cleared.items() if timedelta(0) <= ts - at <= self.recur_window]
+        frames_before = {c.first_frame for c in cam.tracker.candidates.values()} - {None}
         hit = cam.tracker.update(findings, ts, keep, recent, codes)
+        for key, c in hit.items():
+            if c.first_seen == ts and key not in keep:  # a persistence window starts: keep its picture
+                c.first_frame = self._first_sighting(cam, key, c, image, ts).path
         updates: list[tuple[Action, str, Candidate]] = []
         for key, c in cam.tracker.candidates.items():
             if key in self.pending or (codes is not None and c.problem_code not in codes):
@@ -162,6 +169,9 @@ class IncidentManager:
             s.execute(update(CameraRow).where(CameraRow.id == camera_id).values(last_frame_at=ts))
             s.execute(delete(CandidateRow).where(CandidateRow.camera_id == camera_id))
             s.add_all(CandidateRow(camera_id=camera_id, **c.to_row()) for c in cam.tracker.candidates.values())
+        gone = frames_before - {c.first_frame for c in cam.tracker.candidates.values()}
+        if gone:  # windows that ended without an incident, or pictures replaced: after the commit, as always
+            self._unlink_unreferenced(gone)
 
     def _apply(
         self, s: Session, cam: CameraIncidents, action: Action, key: str, c: Candidate, ts: datetime, image: NDArray
@@ -200,18 +210,16 @@ class IncidentManager:
         self, cam: CameraIncidents, key: str, action: Action, c: Candidate, image: NDArray[np.uint8], ts: datetime
     ) -> None:
         camera = cam.rules.camera
-        name = self.taxonomy[c.problem_code].name_en if c.problem_code in self.taxonomy else MAINTENANCE_NAME
-        zone_name = key.split("|")[2]
-        zone = cam.rules.zones.zones.get(zone_name)
-        label = f"{c.problem_code} {name} {c.score:.2f}"
-        local = ts.astimezone(ZoneInfo(DEFAULT_TZ)).strftime("%Y-%m-%d %H:%M:%S %z")
-        caption = f"{camera.id}  {local}  {c.problem_code} {name}"
+        minutes = max(0, int((ts - c.first_seen).total_seconds() // 60))
         files = [
             self.store.put_jpeg("clean", image),
-            self.store.put_jpeg(
-                "annotated", annotate(image, [c.box], [label], zone.polygon if zone else None, caption)
-            ),
+            self.store.put_jpeg("annotated", self._annotated(cam, key, c, image, ts, f"确认 已持续{minutes}分钟")),
         ]
+        if c.first_frame is not None:
+            try:
+                files.insert(0, self.store.stored("first_seen", c.first_frame))
+            except FileNotFoundError:
+                log.warning("first-seen picture missing", extra={"camera": camera.id, "case_key": key})
         clip = None
         if cam.ring is not None:
             ev = camera.evidence
@@ -228,6 +236,31 @@ class IncidentManager:
                     .limit(1)
                 )
         self.pending[key] = PendingOpen(camera, key, action, c, ts, files, clip, reopen_id)
+
+    def _annotated(
+        self, cam: CameraIncidents, key: str, c: Candidate, image: NDArray[np.uint8], ts: datetime, stage: str
+    ) -> NDArray[np.uint8]:
+        """The annotated picture of `c` at `ts`; `stage` (首次发现, 确认 …) goes into the caption."""
+        camera = cam.rules.camera
+        problem = self.taxonomy[c.problem_code] if c.problem_code in self.taxonomy else None
+        name_zh = problem.name_zh if problem else MAINTENANCE_NAME_ZH
+        name_en = problem.name_en if problem else MAINTENANCE_NAME
+        zone_name = key.split("|")[2]
+        zone = cam.rules.zones.zones.get(zone_name)
+        place = "" if zone is None else f"  {zone_label(camera, zone_name)}"
+        local = ts.astimezone(ZoneInfo(DEFAULT_TZ)).strftime("%Y-%m-%d %H:%M:%S %z")
+        return annotate(
+            image, [c.box], [f"{c.problem_code} {name_zh} {c.score:.2f}"], zone.polygon if zone else None,
+            f"{camera.id}  {local}  {stage}  {c.problem_code} {name_zh}{place}",
+            ascii_labels=[f"{c.problem_code} {name_en} {c.score:.2f}"],
+            ascii_caption=f"{camera.id}  {local}  {c.problem_code} {name_en}",
+        )  # fmt: skip
+
+    def _first_sighting(
+        self, cam: CameraIncidents, key: str, c: Candidate, image: NDArray[np.uint8], ts: datetime
+    ) -> StoredFile:
+        """The picture of the moment a persistence window starts, on disk before its candidate row commits."""
+        return self.store.put_jpeg("first_seen", self._annotated(cam, key, c, image, ts, "首次发现"))
 
     def poll(self, force: bool = False) -> int:
         """Commits the pending openings whose clip is ready (all of them when `force`)."""
@@ -307,11 +340,15 @@ class IncidentManager:
         return None if code == MAINTENANCE else self.cases
 
     def _drop_unreferenced(self, files: list[StoredFile]) -> None:
+        self._unlink_unreferenced({f.path for f in files})
+
+    def _unlink_unreferenced(self, paths: set[str]) -> None:
+        """Deletes those of `paths` that no evidence row and no candidate refers to."""
         with self.sessions() as s:
-            used = set(s.scalars(select(EvidenceFile.path).where(EvidenceFile.path.in_([f.path for f in files]))))
-        for f in files:
-            if f.path not in used:
-                self.store.resolve(f.path).unlink(missing_ok=True)
+            used = set(s.scalars(select(EvidenceFile.path).where(EvidenceFile.path.in_(paths))))
+            used |= set(s.scalars(select(CandidateRow.first_frame).where(CandidateRow.first_frame.in_(paths))))
+        for rel in paths - used:
+            self.store.resolve(rel).unlink(missing_ok=True)
 
     def _log(self, action: Action, inc: Incident) -> None:
         log.info(

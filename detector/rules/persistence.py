@@ -28,6 +28,7 @@ class Candidate:
     finding: Finding | None = None  # the latest hit
     score: float = 0.0
     box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    first_frame: str | None = None  # evidence path of the picture taken at `first_seen` (set by the manager)
 
     def hits(self) -> int:
         return sum(1 for _, hit in self.history if hit)
@@ -36,7 +37,9 @@ class Candidate:
     def from_row(cls, key: str, code: str, n: int, row: Any) -> Candidate:
         """The inverse of `to_row` (a `detector.store.db.Candidate` row)."""
         history = deque(((datetime.fromisoformat(t), bool(h)) for t, h in row.history), maxlen=n)
-        return cls(key, code, row.first_seen_at, row.last_hit_at, history, None, row.score, tuple(row.box))
+        return cls(
+            key, code, row.first_seen_at, row.last_hit_at, history, None, row.score, tuple(row.box), row.first_frame
+        )
 
     def to_row(self) -> dict[str, Any]:
         return {
@@ -46,6 +49,7 @@ class Candidate:
             "history": [[ts.isoformat(), int(hit)] for ts, hit in self.history],
             "score": self.score,
             "box": list(self.box),
+            "first_frame": self.first_frame,
         }
 
 

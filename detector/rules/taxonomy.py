@@ -108,8 +108,8 @@ class ProblemType(BaseModel):
     )
     description: str = Field(
         DEFAULT_DESCRIPTION,
-        description="Chinese template; fields: name code camera address street community zone zone_text "
-        "since minutes score phones.",
+        description="Chinese template; fields: name code camera address street community zone (its display name, "
+        "else its id) zone_text (empty for the whole view) since minutes score phones.",
     )
     filing: FilingPolicy = FilingPolicy()
 

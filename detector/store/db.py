@@ -127,7 +127,7 @@ class EvidenceFile(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # annotated | clean | clip
+    kind: Mapped[str] = mapped_column(String(16))  # annotated | clean | clip | first_seen | fresh | after
     path: Mapped[str] = mapped_column(String(255), index=True)  # relative to the evidence root
     sha256: Mapped[str] = mapped_column(String(64))
     bytes: Mapped[int] = mapped_column(Integer)
@@ -148,6 +148,8 @@ class Candidate(Base):
     history: Mapped[list[Any]] = mapped_column(JSON)  # [[iso ts, hit 0/1], ...] newest last
     score: Mapped[float] = mapped_column(Float)
     box: Mapped[list[Any]] = mapped_column(JSON)
+    # the annotated picture of the first sighting (evidence-root path): the "before" of the case
+    first_frame: Mapped[str | None] = mapped_column(String(255))
 
 
 class Case(Base):

@@ -25,10 +25,11 @@ CAMERA = Camera.model_validate(
         "name": "幸福路东",
         "source": {"url": "rtsp://10.0.0.9/stream", "username_env": "U", "password_env": "P"},
         "location": {"address": "幸福路 12 号", "division_code": "110107", "street": "示范街道"},
-        "zones": [{"name": "walk", "purpose": "no_vending", "polygon": [[0, 0.5], [1, 0.5], [1, 0.8], [0, 0.8]]}],
+        "zones": [{"name": "walk", "display_name": "东门口", "purpose": "no_vending",
+                   "polygon": [[0, 0.5], [1, 0.5], [1, 0.8], [0, 0.8]]}],
         "problems": ["09006"],
     }
-)
+)  # fmt: skip
 
 
 class Api:

@@ -35,7 +35,8 @@ def camera(mode: str = "auto") -> Camera:
             "source": {"url": "/x.mp4"},
             "location": {"address": "幸福路 12 号", "division_code": "110107", "street": "示范街道",
                          "community": "幸福社区", "grid_code": "110107001002003", "lon": 116.2, "lat": 39.9},
-            "zones": [{"name": "walk", "purpose": "no_vending", "polygon": [[0, 0.5], [1, 0.5], [1, 0.8], [0, 0.8]]}],
+            "zones": [{"name": "walk", "display_name": "东门口", "purpose": "no_vending",
+                       "polygon": [[0, 0.5], [1, 0.5], [1, 0.8], [0, 0.8]]}],
             "problems": ["09006", "06036"],
             "rules": {"09006": {"persistence": {"k": 3, "n": 4, "minutes": 1}, "clear_minutes": 1}},
             "filing": {"09006": {"mode": mode, "min_score": 0.5, "min_minutes": 1}},
@@ -89,6 +90,10 @@ def test_auto_policy_files_with_national_fields_and_deadline(tmp_path: Path) -> 
     assert p["department"]["name"] == "城市管理综合执法局"
     assert p["co_dispatch_street"] is True and p["street"] == "示范街道"
     assert "幸福路 12 号" in p["description"] and "2026-03-06 15:00" in p["description"]
+    # the text speaks of the zone by its Chinese name, never its id
+    assert "（幸福路东）东门口发现占道经营摊点" in p["description"] and "walk" not in p["description"]
+    filed = {e.id: e.kind for e in w.one(EvidenceFile)}
+    assert sorted(filed[i] for i in msg.payload["evidence"]) == ["annotated", "clean", "first_seen"]
     # opened Friday 15:01; 4 working hours: 2 h 29 min on Friday to 17:30, 1 h 31 min from 08:30 Monday
     assert datetime.fromisoformat(p["deadline"]) == datetime(2026, 3, 9, 10, 1, tzinfo=SH)
     assert p["idempotency_key"] == case.idempotency_key == msg.idempotency_key

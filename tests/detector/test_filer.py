@@ -79,6 +79,8 @@ def test_cases_are_filed_once_with_their_evidence(tmp_path: Path, platform: Plat
         case = ours[pc["idempotency_key"]]
         assert case.platform_case_id == pc["case_id"] and case.status == "accepted"
         assert pc["payload"]["sxdm"] == "11010709006"
+        # the first sighting travels with the case: the platform's reviewer sees before and after
+        assert sorted(e["kind"] for e in pc["payload"]["evidence"]) == ["annotated", "clean", "first_seen"]
         files = {(f["sha256"], f["sha256_ok"]) for f in pc["files"]}
         with w.sessions() as s:
             evidence = s.scalars(select(EvidenceFile.sha256).where(EvidenceFile.incident_id == case.incident_id))

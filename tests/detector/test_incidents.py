@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -12,12 +13,14 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from detector.analysis.text import shared_engine
 from detector.config import Camera
+from detector.incidents import captions
 from detector.incidents.evidence import EvidenceStore
 from detector.incidents.manager import IncidentManager
 from detector.rules.engine import CameraRules
 from detector.rules.taxonomy import load_taxonomy
-from detector.store.db import EvidenceFile, Incident, IncidentEvent, make_engine, migrate, session_factory
+from detector.store.db import Candidate, EvidenceFile, Incident, IncidentEvent, make_engine, migrate, session_factory
 from detector.types import Observations
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -28,11 +31,14 @@ CAM = Camera.model_validate(
         "id": "c1",
         "name": "c1",
         "source": {"url": "/x.mp4"},
-        "zones": [{"name": "walk", "purpose": "no_vending", "polygon": [[0, 0.5], [1, 0.5], [1, 0.8], [0, 0.8]]}],
+        "zones": [
+            {"name": "walk", "display_name": "人行道东段", "purpose": "no_vending",
+             "polygon": [[0, 0.5], [1, 0.5], [1, 0.8], [0, 0.8]]},
+        ],
         "problems": ["09006"],
         "rules": {"09006": {"persistence": {"k": 3, "n": 4, "minutes": 1}, "clear_minutes": 1}},
     }
-)
+)  # fmt: skip
 IMAGE = cv2.resize(np.random.default_rng(0).integers(0, 255, (36, 64, 3), np.uint8), (640, 360))
 
 
@@ -100,7 +106,7 @@ def test_evidence_is_written_and_hashes_match(world: World) -> None:
         world.step(i, True)
     with world.sessions() as s:
         files = list(s.scalars(select(EvidenceFile)))
-    assert {f.kind for f in files} == {"clean", "annotated"}
+    assert {f.kind for f in files} == {"first_seen", "clean", "annotated"}
     for f in files:
         data = world.store.resolve(f.path).read_bytes()
         assert hashlib.sha256(data).hexdigest() == f.sha256 and len(data) == f.bytes
@@ -150,8 +156,72 @@ def test_orphans_are_swept_and_retention_keeps_rows_and_files_consistent(world: 
         kept = world.store.apply_retention(s, T0 + timedelta(days=1), days=2)
         assert kept == 0
         removed = world.store.apply_retention(s, T0 + timedelta(days=3), days=2)
-        assert removed == 2
+        assert removed == 3
         assert s.scalar(select(func.count()).select_from(EvidenceFile)) == 0
     assert list(world.store.root.glob("*/*.jpg")) == []
     [inc] = world.incidents()
     assert inc.state == "cleared"  # the incident row itself stays
+
+
+def caption_of(store: EvidenceStore, f: EvidenceFile) -> str:
+    """The caption bar of an evidence JPEG as PP-OCR reads it (spaces dropped)."""
+    img = cv2.imdecode(np.frombuffer(store.resolve(f.path).read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+    [(text, _)] = shared_engine().recognize([img[: max(24, img.shape[0] // 24)]])
+    return text.replace(" ", "")
+
+
+def evidence_by_kind(world: World) -> dict[str, EvidenceFile]:
+    with world.sessions() as s:
+        return {f.kind: f for f in s.scalars(select(EvidenceFile))}
+
+
+def test_evidence_reads_in_chinese_and_keeps_the_first_sighting_across_a_restart(world: World) -> None:
+    world.step(0, True)  # the persistence window begins at T0
+    world.step(1, True)
+    world.restart()  # inside the window: only the database and the evidence files remain
+    with world.sessions() as s:
+        world.store.sweep_orphans(s)  # as every start does
+    for i in range(2, 5):
+        world.step(i, True)  # opens at T0+60 s
+    files = evidence_by_kind(world)
+    assert set(files) == {"first_seen", "clean", "annotated"}
+    first, opened = caption_of(world.store, files["first_seen"]), caption_of(world.store, files["annotated"])
+    assert "首次发现" in first and "10:00:00" in first, first
+    assert "确认" in opened and "10:01:00" in opened and "已持续1分钟" in opened, opened
+    for text in (first, opened):
+        assert "09006占道经营" in text and "人行道东段" in text, text
+
+
+def test_a_window_that_ends_without_an_incident_leaves_no_picture_behind(world: World) -> None:
+    world.step(0, True)
+    assert len(list(world.store.root.glob("*/*.jpg"))) == 1  # the first sighting, kept while the window runs
+    for i in range(1, 5):
+        world.step(i, False)  # no hit in the last n=4 analyses: the candidate is gone
+    with world.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Candidate)) == 0
+    assert list(world.store.root.glob("*/*.jpg")) == []
+
+
+@pytest.fixture
+def no_cjk_font(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A machine without any CJK font (the package and the system fonts all out of reach)."""
+    monkeypatch.setattr(captions, "candidates", lambda: [("/nonexistent/NotoSansCJK-Regular.ttc", 2)])
+    captions.cjk_font.cache_clear()
+    captions._font.cache_clear()
+    yield
+    captions.cjk_font.cache_clear()
+    captions._font.cache_clear()
+
+
+def test_without_a_cjk_font_evidence_is_drawn_in_ascii_with_one_warning(
+    world: World, no_cjk_font: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    for i in range(5):
+        world.step(i, True)
+    files = evidence_by_kind(world)
+    assert set(files) == {"first_seen", "clean", "annotated"}
+    assert [r.message for r in caplog.records if "CJK font" in r.message] == [
+        "no CJK font found: evidence captions fall back to ASCII text (pip install noto-cjk-sans-otc)"
+    ]
+    text = caption_of(world.store, files["annotated"])
+    assert "09006" in text and "Road" in text and "占道经营" not in text, text

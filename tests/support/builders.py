@@ -18,7 +18,7 @@ T0 = datetime(2026, 3, 6, 10, 0, tzinfo=UTC)
 def queue_cases(
     sessions: sessionmaker[Session], store: EvidenceStore, cases: CaseService, n: int, start: int = 0
 ) -> None:
-    """n incidents, each with a distinct clean + annotated JPEG, each filed as a case."""
+    """n incidents, each with a distinct first-seen, clean and annotated JPEG, each filed as a case."""
     with sessions.begin() as s:
         for i in range(start, start + n):
             img = np.full((36, 64, 3), i % 256, np.uint8)
@@ -30,7 +30,7 @@ def queue_cases(
             )  # fmt: skip
             s.add(inc)
             s.flush()
-            for kind, image in (("clean", img), ("annotated", 255 - img)):
+            for kind, image in (("first_seen", img // 2), ("clean", img), ("annotated", 255 - img)):
                 f = store.put_jpeg(kind, image)
                 s.add(
                     EvidenceFile(

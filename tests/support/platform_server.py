@@ -90,7 +90,7 @@ class _Open(BaseModel):
 
 
 class EvidenceItem(_Open):
-    kind: Literal["annotated", "clean", "clip", "after"]
+    kind: Literal["first_seen", "annotated", "clean", "clip", "after"]
     filename: str = Field(pattern=FILENAME_RE)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size: int = Field(alias="bytes", ge=0)
