@@ -35,6 +35,10 @@ class AccountError(ValueError):
     """A user or token request that cannot be done (name taken, unknown role, ...)."""
 
 
+class UnknownAccount(AccountError):
+    """No user or token of that name."""
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who is calling: a user (by session) or a machine (by token)."""
@@ -79,7 +83,7 @@ def list_users(s: Session) -> list[User]:
 def _user(s: Session, username: str) -> User:
     user = s.scalar(select(User).where(User.username == username))
     if user is None:
-        raise AccountError(f"no user {username!r}")
+        raise UnknownAccount(f"no user {username!r}")
     return user
 
 
@@ -122,7 +126,7 @@ def revoke_token(s: Session, name: str) -> ApiToken:
     """Raises: AccountError: no such token, or it is revoked already."""
     token = s.scalar(select(ApiToken).where(ApiToken.name == name))
     if token is None:
-        raise AccountError(f"no token {name!r}")
+        raise UnknownAccount(f"no token {name!r}")
     if token.revoked:
         raise AccountError(f"token {name!r} is revoked already")
     token.revoked = True

@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
 
-from api import auth, cases, guides, incidents, models, monitor, public, zones
+from api import auth, cases, docs, guides, incidents, models, monitor, public, users, zones
 from api.deps import ApiContext
 
 STATIC = Path(__file__).with_name("static")
@@ -44,12 +44,15 @@ def create_app(ctx: ApiContext) -> FastAPI:
         title="GridSight",
         version="0.1.0",
         description="Video channel of the grid-management platform: cameras, incidents, review, cases, evidence.",
+        docs_url=None,  # api/docs.py serves it from local assets
+        redoc_url=None,
     )
     app.state.ctx = ctx
     app.add_middleware(Hardening)
-    for module in (auth, monitor, incidents, cases, models, public, guides, zones):
+    for module in (auth, monitor, incidents, cases, models, public, guides, zones, users):
         app.include_router(module.router)
     app.include_router(monitor.ops)
+    docs.mount(app)
     if (STATIC / "index.html").is_file():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

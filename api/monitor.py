@@ -16,7 +16,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select, text
 
+from api.accounts import Principal
 from api.deps import ApiContext, ContextDep, Reader, SessionDep
+from api.redact import camera_error
 from api.schemas import CameraPublic, HealthEventPublic, ZonePublic, errors
 from detector.config import Camera
 from detector.store.db import CameraHealthEvent, Case, CaseHistory, Incident, Outbox
@@ -25,11 +27,12 @@ router = APIRouter(prefix="/api/v1", responses=errors(401, 403, 404))
 ops = APIRouter(tags=["ops"], responses=errors(401, 403, 503))
 
 
-def camera_public(ctx: ApiContext, cam: Camera) -> CameraPublic:
+def camera_public(ctx: ApiContext, cam: Camera, who: Principal) -> CameraPublic:
+    """The camera as `who` may see it: its error without the source URL unless `who` is an admin."""
     h = ctx.health(cam.id)
     return CameraPublic(
         id=cam.id, name=cam.name,
-        state=h.state.value if h else "unknown", last_error=h.last_error if h else None,
+        state=h.state.value if h else "unknown", last_error=camera_error(who, cam, h.last_error) if h else None,
         last_frame_at=h.last_frame_at if h else None,
         frames_received_per_min=h.frames_received_per_min if h else 0,
         frames_analysed_per_min=h.frames_analysed_per_min if h else 0,
@@ -41,9 +44,9 @@ def camera_public(ctx: ApiContext, cam: Camera) -> CameraPublic:
 
 
 @router.get("/cameras", tags=["cameras"])
-def list_cameras(_: Reader, ctx: ContextDep, street: str | None = None) -> list[CameraPublic]:
+def list_cameras(who: Reader, ctx: ContextDep, street: str | None = None) -> list[CameraPublic]:
     cams = [c for c in ctx.cameras.values() if street is None or c.location.street == street]
-    return [camera_public(ctx, c) for c in cams]
+    return [camera_public(ctx, c, who) for c in cams]
 
 
 def _camera(ctx: ApiContext, camera_id: str) -> Camera:
@@ -54,23 +57,23 @@ def _camera(ctx: ApiContext, camera_id: str) -> Camera:
 
 
 @router.get("/cameras/{camera_id}", tags=["cameras"])
-def get_camera(camera_id: str, _: Reader, ctx: ContextDep) -> CameraPublic:
-    return camera_public(ctx, _camera(ctx, camera_id))
+def get_camera(camera_id: str, who: Reader, ctx: ContextDep) -> CameraPublic:
+    return camera_public(ctx, _camera(ctx, camera_id), who)
 
 
 @router.get("/cameras/{camera_id}/health", tags=["cameras"])
 def camera_health(
-    camera_id: str, _: Reader, ctx: ContextDep, s: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    camera_id: str, who: Reader, ctx: ContextDep, s: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> list[HealthEventPublic]:
-    """The camera's state changes, newest first."""
-    _camera(ctx, camera_id)
+    """The camera's state changes, newest first (errors without the source URL unless the caller is an admin)."""
+    cam = _camera(ctx, camera_id)
     rows = s.scalars(
         select(CameraHealthEvent)
         .where(CameraHealthEvent.camera_id == camera_id)
         .order_by(CameraHealthEvent.id.desc())
         .limit(limit)
     )
-    return [HealthEventPublic.model_validate(r, from_attributes=True) for r in rows]
+    return [HealthEventPublic(ts=r.ts, state=r.state, error=camera_error(who, cam, r.error)) for r in rows]
 
 
 @router.get("/cameras/{camera_id}/frame.jpg", tags=["cameras"], response_class=Response)

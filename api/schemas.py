@@ -206,3 +206,49 @@ class PlatformCallback(BaseModel):
     status: str = Field(min_length=1, max_length=32)
     ts: datetime | None = None
     note: str | None = Field(None, max_length=2000)
+
+
+# ---------------------------------------------------------------- users and tokens (admins)
+
+UserName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@\-]{1,64}$", description="Login name.")]
+Role = Literal["viewer", "operator", "trainer", "admin"]
+
+
+class UserPublic(BaseModel):
+    username: str
+    role: str
+    disabled: bool
+    created_at: datetime
+
+
+class UserCreate(BaseModel):
+    model_config = {"extra": "forbid", "json_schema_extra": {"examples": [{"username": "wang.li", "role": "operator"}]}}
+
+    username: UserName
+    role: Role = "operator"
+    password: str | None = Field(
+        None, min_length=10, max_length=200, description="Unset: one is generated and answered once."
+    )
+
+
+class PasswordReset(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    password: str | None = Field(
+        None, min_length=10, max_length=200, description="Unset: one is generated and answered once."
+    )
+
+
+class UserWithPassword(BaseModel):
+    user: UserPublic
+    password: str | None = Field(description="The generated password, shown this once; null when the admin set it.")
+
+
+class TokenPublic(BaseModel):
+    """A machine's API token, never its secret (only a hash of it is stored)."""
+
+    name: str
+    role: str
+    revoked: bool
+    created_at: datetime
+    last_used_at: datetime | None

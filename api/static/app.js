@@ -7,6 +7,7 @@ import { applyDocumentLang, getLang, label, onLangChange, setLang, t, translateS
 import {
   api,
   app,
+  canAdmin,
   canReview,
   errorText,
   fill,
@@ -21,6 +22,7 @@ import { camerasView } from "./cameras.js";
 import { incidentView, incidentsView } from "./incidents.js";
 import { caseView } from "./cases.js";
 import { statsView } from "./statistics.js";
+import { usersView } from "./users.js";
 
 // ================================================================== shell, session, router
 
@@ -29,6 +31,7 @@ function updateShell() {
   document.getElementById("lang-toggle").textContent = t("header.otherLang");
   const who = document.getElementById("whoami");
   who.textContent = app.user ? t("header.user", { name: app.user.username, role: label("role", app.user.role) }) : "";
+  document.getElementById("nav-users").hidden = !(app.user && canAdmin());
 }
 
 function showLogin(message) {
@@ -78,6 +81,8 @@ const ROUTES = [
   { re: /^\/incidents\/(\d+)$/, nav: "incidents", view: (m) => incidentView(Number(m[1])) },
   { re: /^\/cases\/(\d+)$/, nav: "incidents", view: (m) => caseView(Number(m[1])) },
   { re: /^\/stats$/, nav: "stats", view: (m, q) => statsView(q) },
+  // the server refuses the API to others anyway; the page says so instead of failing
+  { re: /^\/users$/, nav: "users", view: () => (canAdmin() ? usersView() : messageView(t("common.forbidden"))) },
 ];
 
 function defaultRoute() {

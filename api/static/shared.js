@@ -197,6 +197,7 @@ function can(permission) {
 }
 export const canReview = () => can("review");
 export const canRetry = () => can("cases");
+export const canAdmin = () => can("admin");
 
 export function loadTaxonomy() {
   if (!app.taxonomyPromise) {

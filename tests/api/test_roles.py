@@ -41,6 +41,13 @@ ROUTES: dict[tuple[str, str], str | None] = {
     ("POST", "/api/v1/cases/{case_id}/retry"): "cases",
     ("POST", "/api/v1/cases/{case_id}/status"): "cases",
     ("POST", "/api/v1/cases/{case_id}/reopen"): "admin",
+    ("GET", "/api/v1/users"): "admin",
+    ("POST", "/api/v1/users"): "admin",
+    ("POST", "/api/v1/users/{username}/disable"): "admin",
+    ("POST", "/api/v1/users/{username}/enable"): "admin",
+    ("POST", "/api/v1/users/{username}/password"): "admin",
+    ("GET", "/api/v1/tokens"): "admin",
+    ("POST", "/api/v1/tokens/{name}/revoke"): "admin",
     ("POST", "/api/v1/platform/callback"): None,  # authenticated by its HMAC signature
     ("GET", "/public/cases"): None,
     ("GET", "/public/evidence/{sha256}.jpg"): None,
@@ -51,11 +58,13 @@ BODIES = {
     "/api/v1/review/bulk": {"incident_ids": [2], "verdict": "reject"},
     "/api/v1/cases/{case_id}/status": {"status": "dispatched"},
     "/api/v1/cases/{case_id}/reopen": {"reason": "test"},
+    "/api/v1/users": {"username": "made-by-matrix", "role": "viewer"},
+    "/api/v1/users/{username}/password": {},
 }
 
 
 def _path(template: str) -> str:
-    fill = {"camera_id": "c1", "path": "x.jpg", "sha256": "0" * 64}
+    fill = {"camera_id": "c1", "path": "x.jpg", "sha256": "0" * 64, "username": "user-viewer", "name": "t-none"}
     return re.sub(r"\{(\w+)(:\w+)?\}", lambda m: fill.get(m.group(1), "1"), template)
 
 
