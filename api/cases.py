@@ -5,15 +5,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 from starlette.concurrency import run_in_threadpool
 
-from api.accounts import audit
+from api.accounts import Principal, audit
 from api.deps import Admin, ApiContext, CaseWorker, ContextDep, Reader, SessionDep
 from api.schemas import (
     MAX_ID,
@@ -27,7 +28,7 @@ from api.schemas import (
     StatusChange,
     errors,
 )
-from detector.filing.case_flow import TransitionRefused
+from detector.filing.case_flow import CASE_STATUSES, TERMINAL, CaseFlow, TransitionRefused
 from detector.filing.filer import retry_dead
 from detector.store.db import Case, Outbox
 
@@ -36,35 +37,68 @@ router = APIRouter(prefix="/api/v1", responses=errors(401, 403, 404))
 CALLBACK_MAX_AGE_S = 300
 
 
-def _public(case: Case) -> CasePublic:
-    return CasePublic.model_validate(case, from_attributes=True)
+STATUS_PATTERN = f"^({'|'.join(CASE_STATUSES)})$"
+
+
+def _public(case: Case, flow: CaseFlow, who: Principal) -> CasePublic:
+    """The case as callers see it; `allowed` comes from the loaded flow so the console never repeats the table."""
+    moves = flow.allowed("operator", case.status) if who.can("cases") else frozenset()
+    fields = {k: getattr(case, k) for k in CasePublic.model_fields if k != "allowed"}
+    return CasePublic(**fields, allowed=[st for st in CASE_STATUSES if st in moves])
 
 
 @router.get("/cases", tags=["cases"])
 def list_cases(
-    _: Reader,
+    who: Reader,
+    ctx: ContextDep,
     s: SessionDep,
-    status: str | None = None,
+    response: Response,
+    status: Annotated[str | None, Query(pattern=STATUS_PATTERN)] = None,
+    problem: Annotated[str | None, Query(pattern=r"^\d{5}$")] = None,
+    street: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+    overdue: Annotated[bool | None, Query(description="true: past the deadline and not closed or voided")] = None,
+    since: Annotated[datetime | None, Query(description="created at or after, with a UTC offset")] = None,
+    until: Annotated[datetime | None, Query(description="created before, with a UTC offset")] = None,
+    number: Annotated[str | None, Query(min_length=1, max_length=64, description="part of the case number")] = None,
     incident_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[CasePublic]:
-    q = select(Case).order_by(Case.id.desc()).limit(limit).offset(offset)
+    """Cases, newest first; the number of matches (all pages) is in the X-Total-Count header."""
+    q = select(Case)
     if status:
         q = q.where(Case.status == status)
+    if problem:
+        q = q.where(Case.problem_code == problem)
+    if street:
+        q = q.where(Case.payload["street"].as_string() == street)  # where the case was filed
+    if overdue is not None:
+        late = (Case.deadline < datetime.now(UTC)) & Case.status.not_in(TERMINAL)
+        q = q.where(late if overdue else ~late)
+    for name, bound in (("since", since), ("until", until)):
+        if bound is not None and bound.tzinfo is None:
+            raise HTTPException(422, f"{name} needs a UTC offset, e.g. 2026-03-01T00:00:00+08:00")
+    if since is not None:
+        q = q.where(Case.created_at >= since)
+    if until is not None:
+        q = q.where(Case.created_at < until)
+    if number:
+        q = q.where(Case.platform_case_id.contains(number.strip(), autoescape=True))
     if incident_id is not None:
         q = q.where(Case.incident_id == incident_id)
-    return [_public(c) for c in s.scalars(q)]
+    response.headers["X-Total-Count"] = str(s.scalar(select(func.count()).select_from(q.subquery())) or 0)
+    rows = s.scalars(q.order_by(Case.id.desc()).limit(limit).offset(offset))
+    return [_public(c, ctx.cases.flow, who) for c in rows]
 
 
 @router.get("/cases/{case_id}", tags=["cases"])
-def get_case(case_id: Id, _: Reader, s: SessionDep) -> CaseDetail:
+def get_case(case_id: Id, who: Reader, s: SessionDep, ctx: ContextDep) -> CaseDetail:
     case = s.get(Case, case_id, options=[selectinload(Case.history)])
     if case is None:
         raise HTTPException(404, f"no case {case_id}")
     outbox = s.scalars(select(Outbox).where(Outbox.case_id == case_id).order_by(Outbox.id)).all()
     return CaseDetail(
-        **_public(case).model_dump(),
+        **_public(case, ctx.cases.flow, who).model_dump(),
         history=[CaseHistoryPublic.model_validate(h, from_attributes=True) for h in case.history],
         outbox=[OutboxPublic.model_validate(m, from_attributes=True) for m in outbox],
     )
@@ -93,7 +127,7 @@ def set_case_status(case_id: Id, change: StatusChange, who: CaseWorker, s: Sessi
     if moved:
         audit(s, who, "case.status", f"case:{case_id}", before, {"status": case.status, "note": change.note})
     s.commit()
-    return _public(case)
+    return _public(case, ctx.cases.flow, who)
 
 
 @router.post("/cases/{case_id}/reopen", tags=["cases"], responses=errors(409))
@@ -107,7 +141,7 @@ def reopen_case(case_id: Id, body: Reopen, who: Admin, s: SessionDep, ctx: Conte
         raise HTTPException(409, str(e)) from e
     audit(s, who, "case.reopen", f"case:{case_id}", before, {"status": case.status, "reason": body.reason})
     s.commit()
-    return _public(case)
+    return _public(case, ctx.cases.flow, who)
 
 
 def _case(s: Session, case_id: int) -> Case:

@@ -149,6 +149,11 @@ class CasePublic(BaseModel):
     recurrence_of: int | None
     verification: str | None
     payload: dict[str, Any]
+    created_at: datetime
+    allowed: list[str] = Field(
+        description="The statuses the caller may move the case to now (POST .../status), as the case flow allows "
+        "operators from its status; empty for a role without the cases permission."
+    )
 
 
 class CaseDetail(CasePublic):
