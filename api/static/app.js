@@ -22,6 +22,7 @@ import { camerasView } from "./cameras.js";
 import { incidentView, incidentsView } from "./incidents.js";
 import { caseView } from "./cases.js";
 import { statsView } from "./statistics.js";
+import { zonesView } from "./zones.js";
 import { usersView } from "./users.js";
 
 // ================================================================== shell, session, router
@@ -77,6 +78,7 @@ async function logout() {
 const ROUTES = [
   { re: /^\/review$/, nav: "review", view: () => reviewView() },
   { re: /^\/cameras$/, nav: "cameras", view: (m, q) => camerasView(q) },
+  { re: /^\/cameras\/([A-Za-z0-9_-]{1,64})\/zones$/, nav: "cameras", view: (m) => zonesView(m[1]) },
   { re: /^\/incidents$/, nav: "incidents", view: (m, q) => incidentsView(q) },
   { re: /^\/incidents\/(\d+)$/, nav: "incidents", view: (m) => incidentView(Number(m[1])) },
   { re: /^\/cases\/(\d+)$/, nav: "incidents", view: (m) => caseView(Number(m[1])) },

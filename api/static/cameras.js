@@ -1,7 +1,8 @@
 // 摄像头: the camera wall and each camera's health.
 
 import { fmtAgo, fmtNumber, fmtTime, label, t } from "./i18n.js";
-import { API, api, app, errorText, fill, h } from "./shared.js";
+import { API, api, app, errorText, fill, h, s } from "./shared.js";
+import { isAdmin, zoneShapes } from "./zones.js";
 
 const CAMERA_REFRESH_MS = 10_000;
 
@@ -64,12 +65,14 @@ export function camerasView(query) {
         age: h("p", { class: "age" }),
         rates: h("p", { class: "muted small" }),
         error: h("p", { class: "camera-error" }),
+        zonesLink: h("a", { class: "camera-zones-link small", href: `#/cameras/${encodeURIComponent(c.id)}/zones` }, t("cameras.editZones")),
         hasFrame: false,
       };
       k.li.append(
         k.frame,
         h("div", { class: "camera-meta" }, h("h2", { class: "camera-title" }, k.name, k.badge), k.place, k.age, k.rates, k.error),
       );
+      if (isAdmin()) k.li.querySelector(".camera-meta").append(k.zonesLink);
       cards.set(c.id, k);
     }
     k.cam = c;
@@ -106,9 +109,13 @@ export function camerasView(query) {
     img.onload = () => {
       if (destroyed) return;
       k.hasFrame = true;
-      fill(k.frame, img);
+      // the zones with their names over the picture, in its pixels, placed as object-fit: contain places it
+      const w = img.naturalWidth, hgt = img.naturalHeight;
+      const overlay = s("svg", { class: "camera-zones", viewBox: `0 0 ${w} ${hgt}`, preserveAspectRatio: "xMidYMid meet", "aria-hidden": "true" },
+        zoneShapes(k.cam.zones || [], w, hgt));
+      fill(k.frame, img, overlay);
     };
-    img.src = `${API}/cameras/${encodeURIComponent(k.cam.id)}/frame.jpg?t=${Date.now()}`;
+    img.src = `${API}/cameras/${encodeURIComponent(k.cam.id)}/frame.jpg?zones=false&t=${Date.now()}`;
   }
 
   function draw(reloadFrames) {

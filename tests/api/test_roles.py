@@ -21,6 +21,10 @@ ROUTES: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/cameras/{camera_id}"): "read",
     ("GET", "/api/v1/cameras/{camera_id}/health"): "read",
     ("GET", "/api/v1/cameras/{camera_id}/frame.jpg"): "read",
+    ("GET", "/api/v1/cameras/{camera_id}/picture.jpg"): "admin",
+    ("GET", "/api/v1/cameras/{camera_id}/zones"): "read",
+    ("PUT", "/api/v1/cameras/{camera_id}/zones"): "admin",
+    ("POST", "/api/v1/config/reload"): "admin",
     ("GET", "/api/v1/taxonomy"): "read",
     ("GET", "/api/v1/models"): "read",
     ("POST", "/api/v1/models/{name}/promote"): "models",
@@ -58,6 +62,7 @@ BODIES = {
     "/api/v1/review/bulk": {"incident_ids": [2], "verdict": "reject"},
     "/api/v1/cases/{case_id}/status": {"status": "dispatched"},
     "/api/v1/cases/{case_id}/reopen": {"reason": "test"},
+    "/api/v1/cameras/{camera_id}/zones": {"zones": []},
     "/api/v1/users": {"username": "made-by-matrix", "role": "viewer"},
     "/api/v1/users/{username}/password": {},
 }
