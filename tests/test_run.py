@@ -82,7 +82,7 @@ def test_run_opens_an_incident_with_evidence_served_over_http(short_street: Path
         assert inc["camera_id"] == "street-1" and inc["problem_code"] == "09006" and inc["zone"] == "walk"
         assert inc["problem_name"] == "占道经营"
         kinds = {e["kind"]: e for e in inc["evidence"]}
-        assert set(kinds) == {"clean", "annotated", "clip"}
+        assert set(kinds) == {"first_seen", "clean", "annotated", "clip"}  # first_seen: the window's start
         for kind, e in kinds.items():
             body = http.get(e["url"]).content
             assert hashlib.sha256(body).hexdigest() == e["sha256"]

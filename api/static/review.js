@@ -1,6 +1,6 @@
 // 审核: the review queue — confirm, reject, relabel at keyboard speed.
 
-import { fmtMinutes, fmtNumber, label, t } from "./i18n.js";
+import { fmtMinutes, fmtNumber, fmtTime, label, t } from "./i18n.js";
 import {
   api,
   app,
@@ -237,6 +237,22 @@ export function reviewView() {
     return img;
   }
 
+  /** The first sighting (the start of the persistence window) and the opened picture, side by side. */
+  function withFirstSeen(item, media) {
+    const url = evidenceUrl(item, "first_seen");
+    if (!url || !(media instanceof HTMLImageElement)) return [media];
+    const before = h("img", {
+      class: "evidence-image",
+      src: url,
+      decoding: "async",
+      alt: t("review.firstSeenAlt", { id: item.id }),
+    });
+    return [
+      h("figure", { class: "ev-first-seen" }, before, h("figcaption", {}, t("review.firstSeenPic", { time: fmtTime(item.first_seen_at) }))),
+      h("figure", { class: "ev-opened" }, media, h("figcaption", {}, t("review.openedPic", { time: fmtTime(item.opened_at) }))),
+    ];
+  }
+
   function clipFor(item, url) {
     const v = h("video", {
       class: "evidence-video",
@@ -288,7 +304,8 @@ export function reviewView() {
         [t("fact.address"), item.address ?? cam?.address ?? ""],
         [t("fact.streetCommunity"), [street, community].filter(Boolean).join(" / ")],
         [t("fact.problem"), `${item.problem_code} ${problemName(item.problem_code, item.problem_name)}`],
-        [t("fact.zone"), item.zone],
+        [t("fact.zone"), item.zone_name || item.zone],
+        [t("fact.detectedBy"), detectedBy(item)],
         [t("fact.firstSeen"), timeEl(item.first_seen_at)],
         [t("fact.opened"), timeEl(item.opened_at)],
         [t("fact.lastSeen"), timeEl(item.last_seen_at)],
@@ -297,6 +314,13 @@ export function reviewView() {
         [t("fact.recurrences"), fmtNumber(item.recurrences)],
       ]),
     );
+  }
+
+  /** Which analyzer and which of its labels produced the detection: "占用分析 · stationary". */
+  function detectedBy(item) {
+    if (!item.analyzer && !item.label) return "";
+    const who = item.analyzer ? label("analyzer", item.analyzer) : "";
+    return [who, h("code", { class: "small" }, [item.analyzer, item.label].filter(Boolean).join(":"))].filter(Boolean);
   }
 
   function updateQueueInfo() {
@@ -323,7 +347,7 @@ export function reviewView() {
     const url = st.showClip ? evidenceUrl(item, "clip") : null;
     const media = url ? clipFor(item, url) : imageFor(item);
     if (!url) st.showClip = false;
-    fill(stage, media);
+    fill(stage, ...withFirstSeen(item, media));
     renderFacts(item);
     updateQueueInfo();
     if (start !== undefined) measure(start, item.id, media);
@@ -663,7 +687,7 @@ export function reviewView() {
     }
     st.showClip = !st.showClip;
     stopVideo();
-    fill(stage, st.showClip ? clipFor(item, url) : imageFor(item));
+    fill(stage, ...(st.showClip ? [clipFor(item, url)] : withFirstSeen(item, imageFor(item))));
     paintStatic();
   }
 
@@ -696,8 +720,7 @@ export function reviewView() {
       if (current()) {
         renderFacts(current());
         updateQueueInfo();
-        const media = stage.firstElementChild;
-        if (media instanceof HTMLImageElement) imageFor(current());
+        if (!stage.querySelector("video")) fill(stage, ...withFirstSeen(current(), imageFor(current())));
       }
     },
   };
