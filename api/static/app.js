@@ -20,7 +20,8 @@ import { loginView } from "./login.js";
 import { reviewView } from "./review.js";
 import { camerasView } from "./cameras.js";
 import { incidentView, incidentsView } from "./incidents.js";
-import { caseView } from "./cases.js";
+import { caseView, casesView } from "./cases.js";
+import { cameraView } from "./camera.js";
 import { statsView } from "./statistics.js";
 import { zonesView } from "./zones.js";
 import { usersView } from "./users.js";
@@ -81,7 +82,9 @@ const ROUTES = [
   { re: /^\/cameras\/([A-Za-z0-9_-]{1,64})\/zones$/, nav: "cameras", view: (m) => zonesView(m[1]) },
   { re: /^\/incidents$/, nav: "incidents", view: (m, q) => incidentsView(q) },
   { re: /^\/incidents\/(\d+)$/, nav: "incidents", view: (m) => incidentView(Number(m[1])) },
-  { re: /^\/cases\/(\d+)$/, nav: "incidents", view: (m) => caseView(Number(m[1])) },
+  { re: /^\/cameras\/([A-Za-z0-9_-]{1,64})$/, nav: "cameras", view: (m) => cameraView(m[1]) },
+  { re: /^\/cases$/, nav: "cases", view: (m, q) => casesView(q) },
+  { re: /^\/cases\/(\d+)$/, nav: "cases", view: (m) => caseView(Number(m[1])) },
   { re: /^\/stats$/, nav: "stats", view: (m, q) => statsView(q) },
   // the server refuses the API to others anyway; the page says so instead of failing
   { re: /^\/users$/, nav: "users", view: () => (canAdmin() ? usersView() : messageView(t("common.forbidden"))) },

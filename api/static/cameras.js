@@ -79,7 +79,7 @@ export function camerasView(query) {
     const state = c.state || "unknown";
     k.li.dataset.state = state;
     k.name.textContent = c.name || c.id;
-    k.name.href = `#/incidents?camera=${encodeURIComponent(c.id)}`;
+    k.name.href = `#/cameras/${encodeURIComponent(c.id)}`; // its page: picture, health, incidents
     k.badge.className = `badge cam-${state}`;
     fill(k.badge, h("span", { class: "dot", "aria-hidden": "true" }), label("camState", state));
     k.place.textContent = [c.street, c.community, c.address].filter(Boolean).join(" · ") || c.id;

@@ -7,6 +7,8 @@ import {
   cameraById,
   cameraName,
   canReview,
+  dayBounds,
+  dayParam,
   errorText,
   evidenceUrl,
   factList,
@@ -33,7 +35,7 @@ const PAGE_SIZE = 25;
 
 const INCIDENT_STATES = ["active", "open", "present", "cleared", "recurred"];
 const REVIEW_STATES = ["pending", "confirmed", "rejected", "relabelled", "auto"];
-const FILTER_KEYS = ["state", "problem", "camera", "street", "review"];
+const FILTER_KEYS = ["state", "problem", "camera", "street", "review", "from", "to"];
 
 export function incidentsView(query) {
   const f = {
@@ -42,6 +44,8 @@ export function incidentsView(query) {
     camera: query.get("camera") || "",
     street: query.get("street") || "",
     review: query.get("review") || "",
+    from: dayParam(query.get("from")), // opened on or after this Beijing day
+    to: dayParam(query.get("to")), // ... up to and including this one
     offset: Math.max(0, Number.parseInt(query.get("offset") || "0", 10) || 0),
   };
   const el = loadingSection("incidents", t("incidents.title"));
@@ -66,10 +70,17 @@ export function incidentsView(query) {
     return h("div", { class: "field" }, h("label", { for: id }, t(labelKey)), sel);
   }
 
+  function day(id, labelKey, value, bounds) {
+    const input = h("input", { type: "date", id, name: id, value, ...bounds });
+    input.addEventListener("change", () => go(hashFor({ ...f, [id.replace("f-", "")]: input.value, offset: 0 })));
+    return h("div", { class: "field" }, h("label", { for: id }, t(labelKey)), input);
+  }
+
   async function load() {
     const [tax, cams] = await Promise.all([loadTaxonomy().catch(() => []), loadCameras().catch(() => [])]);
     const p = new URLSearchParams();
-    for (const k of FILTER_KEYS) if (f[k]) p.set(k, f[k]);
+    for (const k of ["state", "problem", "camera", "street", "review"]) if (f[k]) p.set(k, f[k]);
+    for (const [k, v] of Object.entries(dayBounds(f.from, f.to))) p.set(k, v);
     p.set("limit", String(PAGE_SIZE));
     p.set("offset", String(f.offset));
     const page = await api(`/incidents?${p}`);
@@ -82,6 +93,8 @@ export function incidentsView(query) {
       select("f-camera", "filter.camera", f.camera, (cams || []).map((c) => [c.id, c.name || c.id])),
       select("f-street", "filter.street", f.street, streets.map((x) => [x, x])),
       select("f-review", "filter.review", f.review, REVIEW_STATES.map((x) => [x, label("reviewState", x)])),
+      day("f-from", "filter.from", f.from, { max: f.to || null }),
+      day("f-to", "filter.to", f.to, { min: f.from || null }),
       FILTER_KEYS.some((k) => f[k])
         ? h("a", { class: "btn btn-quiet", href: "#/incidents" }, t("filter.reset"))
         : null,

@@ -149,7 +149,8 @@ function detailOf(data) {
   return JSON.stringify(data.detail);
 }
 
-export async function api(path, { method = "GET", body, signal, auth = true } = {}) {
+/** `meta`, when given, receives the answer's X-Total-Count as `meta.total` (lists that page). */
+export async function api(path, { method = "GET", body, signal, auth = true, meta } = {}) {
   const headers = { Accept: "application/json" };
   const init = { method, headers, signal, credentials: "same-origin", cache: "no-store" };
   if (body !== undefined) {
@@ -170,6 +171,7 @@ export async function api(path, { method = "GET", body, signal, auth = true } = 
     if (res.status === 401 && auth) app.onSessionExpired?.();
     throw err;
   }
+  if (meta) meta.total = Number.parseInt(res.headers.get("X-Total-Count") ?? "", 10);
   return data;
 }
 
@@ -291,3 +293,24 @@ export function showError(el, err, retry) {
   );
 }
 
+// ================================================================== date filters
+
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+
+/** A YYYY-MM-DD from a URL, or "" for anything else. */
+export const dayParam = (v) => (DAY.test(v || "") ? v : "");
+
+/**
+ * since/until of the days `from`..`to` (both included, either may be "") for the API. Days are
+ * Beijing days: China keeps +08:00 all year, so no zone database is needed.
+ */
+export function dayBounds(from, to) {
+  const out = {};
+  if (dayParam(from)) out.since = `${from}T00:00:00+08:00`;
+  if (dayParam(to)) {
+    const next = new Date(`${to}T00:00:00Z`);
+    next.setUTCDate(next.getUTCDate() + 1);
+    out.until = `${next.toISOString().slice(0, 10)}T00:00:00+08:00`;
+  }
+  return out;
+}
