@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
+from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -206,3 +209,32 @@ def audit(
     """Records a change in the caller's transaction (it commits with the change or not at all)."""
     name = actor.name if isinstance(actor, Principal) else actor
     s.add(AuditLog(ts=datetime.now(UTC), actor=name, action=action, target=target, before=before, after=after))
+
+
+LOGIN_MAX_FAILURES = 5
+LOGIN_WINDOW_S = 300.0
+
+
+class LoginLimiter:
+    """At most LOGIN_MAX_FAILURES failed logins per (client, user name) in LOGIN_WINDOW_S seconds.
+
+    One per API app (ApiContext), so that one app's failures never lock another's users."""
+
+    def __init__(self) -> None:
+        self._fails: dict[tuple[str, str], deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def blocked(self, key: tuple[str, str]) -> bool:
+        with self._lock:
+            q = self._fails[key]
+            while q and q[0] < time.monotonic() - LOGIN_WINDOW_S:
+                q.popleft()
+            return len(q) >= LOGIN_MAX_FAILURES
+
+    def failed(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._fails[key].append(time.monotonic())
+
+    def reset(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._fails.pop(key, None)

@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import defaultdict, deque
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.accounts import PERMISSIONS, SESSION_HOURS, Principal, audit, check_password, close_session, open_session
+from api.accounts import (
+    LOGIN_WINDOW_S,
+    PERMISSIONS,
+    SESSION_HOURS,
+    Principal,
+    audit,
+    check_password,
+    close_session,
+    open_session,
+)
 from api.deps import SESSION_COOKIE, ApiContext, ContextDep, get_principal
 from api.schemas import errors
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=errors(401, 429))
-
-MAX_FAILURES = 5
-WINDOW_S = 300.0
 
 
 class Credentials(BaseModel):
@@ -32,32 +35,6 @@ class Me(BaseModel):
     username: str
     role: str
     permissions: list[str]
-
-
-class LoginLimiter:
-    """At most MAX_FAILURES failed logins per (client, user name) in WINDOW_S seconds."""
-
-    def __init__(self) -> None:
-        self._fails: dict[tuple[str, str], deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def blocked(self, key: tuple[str, str]) -> bool:
-        with self._lock:
-            q = self._fails[key]
-            while q and q[0] < time.monotonic() - WINDOW_S:
-                q.popleft()
-            return len(q) >= MAX_FAILURES
-
-    def failed(self, key: tuple[str, str]) -> None:
-        with self._lock:
-            self._fails[key].append(time.monotonic())
-
-    def reset(self, key: tuple[str, str]) -> None:
-        with self._lock:
-            self._fails.pop(key, None)
-
-
-limiter = LoginLimiter()
 
 
 def _login(ctx: ApiContext, creds: Credentials) -> tuple[str, Me] | None:
@@ -74,10 +51,11 @@ def _login(ctx: ApiContext, creds: Credentials) -> tuple[str, Me] | None:
 @router.post("/login")
 async def login(creds: Credentials, request: Request, response: Response, ctx: ContextDep) -> Me:
     key = (request.client.host if request.client else "?", creds.username)
+    limiter = ctx.login_limiter
     if limiter.blocked(key):
         raise HTTPException(
-            429, f"too many failed logins; try again in {int(WINDOW_S / 60)} minutes",
-            headers={"Retry-After": str(int(WINDOW_S))},
+            429, f"too many failed logins; try again in {int(LOGIN_WINDOW_S / 60)} minutes",
+            headers={"Retry-After": str(int(LOGIN_WINDOW_S))},
         )  # fmt: skip
     result = await run_in_threadpool(_login, ctx, creds)  # argon2 and the database block
     if result is None:

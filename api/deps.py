@@ -12,7 +12,7 @@ from fastapi import Depends, HTTPException, Request
 from numpy.typing import NDArray
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.accounts import Principal, principal_for_session, principal_for_token
+from api.accounts import LoginLimiter, Principal, principal_for_session, principal_for_token
 from detector.config import Camera
 from detector.filing.cases import CaseService
 from detector.incidents.evidence import EvidenceStore
@@ -46,6 +46,7 @@ class ApiContext:
     latest_picture: Callable[[str], bytes | None] = lambda _camera_id: None
     config_dir: Path | None = None  # the camera files the zone editor writes; None: not editable
     reload: Callable[[], ReloadResult] | None = None  # loads the config folder again and applies it
+    login_limiter: LoginLimiter = field(default_factory=LoginLimiter)
 
 
 def get_context(request: Request) -> ApiContext:
