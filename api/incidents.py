@@ -179,16 +179,10 @@ def _verdict(
     return case
 
 
-@router.post("/review/{incident_id}", tags=["review"])
-def review(incident_id: Id, body: ReviewVerdict, who: Reviewer, ctx: ContextDep, s: SessionDep) -> dict:
-    """confirm (file it), reject (with a reason), or relabel to another problem type (file as that)."""
-    case = _verdict(ctx, s, who, incident_id, body.verdict, body.problem_code, body.note, body.box)
-    s.commit()
-    return {"incident_id": incident_id, "case_id": case.id if case else None, "verdict": body.verdict}
-
-
 @router.post("/review/bulk", tags=["review"])
 def review_bulk(body: BulkVerdict, who: Reviewer, ctx: ContextDep, s: SessionDep) -> list[dict]:
+    """One verdict for several incidents; one that fails (already judged, unknown) is reported, not fatal.
+    Declared before /review/{incident_id}, which would otherwise take "bulk" for an id and answer 422."""
     out = []
     for incident_id in body.incident_ids:
         try:
@@ -198,6 +192,14 @@ def review_bulk(body: BulkVerdict, who: Reviewer, ctx: ContextDep, s: SessionDep
             out.append({"incident_id": incident_id, "case_id": None, "error": e.detail})
     s.commit()
     return out
+
+
+@router.post("/review/{incident_id}", tags=["review"])
+def review(incident_id: Id, body: ReviewVerdict, who: Reviewer, ctx: ContextDep, s: SessionDep) -> dict:
+    """confirm (file it), reject (with a reason), or relabel to another problem type (file as that)."""
+    case = _verdict(ctx, s, who, incident_id, body.verdict, body.problem_code, body.note, body.box)
+    s.commit()
+    return {"incident_id": incident_id, "case_id": case.id if case else None, "verdict": body.verdict}
 
 
 @router.post("/review/{incident_id}/undo", tags=["review"])

@@ -22,6 +22,7 @@ import { camerasView } from "./cameras.js";
 import { incidentView, incidentsView } from "./incidents.js";
 import { caseView, casesView } from "./cases.js";
 import { cameraView } from "./camera.js";
+import { bulkView } from "./bulk.js";
 import { statsView } from "./statistics.js";
 import { zonesView } from "./zones.js";
 import { usersView } from "./users.js";
@@ -78,6 +79,7 @@ async function logout() {
 
 const ROUTES = [
   { re: /^\/review$/, nav: "review", view: () => reviewView() },
+  { re: /^\/review\/bulk$/, nav: "review", view: () => bulkView() },
   { re: /^\/cameras$/, nav: "cameras", view: (m, q) => camerasView(q) },
   { re: /^\/cameras\/([A-Za-z0-9_-]{1,64})\/zones$/, nav: "cameras", view: (m) => zonesView(m[1]) },
   { re: /^\/incidents$/, nav: "incidents", view: (m, q) => incidentsView(q) },

@@ -74,6 +74,7 @@ export function reviewView() {
   const prompt = h("div", { class: "reject-prompt", hidden: true }, reasonLabel, reasonInput, reasonHint);
   const lastLine = h("p", { class: "last-verdict", role: "status", "aria-live": "polite" });
   const readOnly = reviewer ? null : h("p", { class: "read-only" });
+  const bulkLink = reviewer ? h("a", { class: "bulk-link small", href: "#/review/bulk" }) : null;
   const side = h(
     "aside",
     { class: "review-side" },
@@ -84,6 +85,7 @@ export function reviewView() {
     prompt,
     lastLine,
     readOnly,
+    bulkLink,
   );
   const keybar = h("div", { class: "keybar", role: "group" });
   const card = h("div", { class: "review-card", hidden: true }, stageWrap, side, keybar);
@@ -113,6 +115,7 @@ export function reviewView() {
     emptyTitle.textContent = st.forbidden ? t("common.forbidden") : t("review.empty");
     emptyHint.textContent = st.forbidden ? "" : t("review.emptyHint");
     if (readOnly) readOnly.textContent = t("review.readOnly");
+    if (bulkLink) bulkLink.textContent = t("review.bulkLink");
     fill(keybar,
       ...KEYS.filter((k) => reviewer || !k.verdict).map((k) =>
         h(

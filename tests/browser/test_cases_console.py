@@ -79,7 +79,7 @@ def console(short_street: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
                       "division_code": "110107", "grid_code": "110107001002009"}},
     ]  # fmt: skip
     cfg = write_config(root, cams)
-    plan = [(IDLE, "cleared")] * 3 + [("street-1", "cleared")] * 2
+    plan = [(IDLE, "cleared")] * 3 + [("street-1", "cleared")] * 2 + [(IDLE, "cleared")] * 3  # cases, camera, bulk
     seeded = seed_incidents(cfg, plan)
     add_user(cfg, OPERATOR, "operator", OPERATOR_PW)
     add_user(cfg, VIEWER, "viewer", VIEWER_PW)
@@ -247,8 +247,55 @@ def test_the_camera_page_shows_health_and_its_incidents(page, console: Console) 
     incidents = page.locator("table.camera-incidents tbody tr")
     expect(incidents).to_have_count(2)  # street-1's, not idle-1's
     ids = {int(x) for x in incidents.evaluate_all("rows => rows.map(r => r.dataset.incidentId)")}
-    assert ids == set(console.seeded[3:])
+    assert ids == set(console.seeded[3:5])
     expect(page.get_by_role("link", name="编辑区域")).to_have_count(0)  # the zone editor is for admins
     page.get_by_role("link", name="查看全部事件").click()
     expect(page).to_have_url(re.compile(r"#/incidents\?camera=street-1"))
     page.screenshot(path=str(ARTIFACTS / "camera-page.png"))
+
+
+def test_the_incident_list_filters_by_date(page, console: Console) -> None:
+    sign_in(page, console)
+    page.goto("/#/incidents?camera=street-1")
+    rows = page.locator("table.incident-table tbody tr")
+    expect(rows).to_have_count(2)
+    tomorrow = (datetime.now(ZoneInfo("Asia/Shanghai")) + timedelta(days=1)).date().isoformat()
+    page.get_by_label("起始日期").fill(tomorrow)
+    expect(page).to_have_url(re.compile(f"from={tomorrow}"))
+    expect(page.locator(".empty")).to_have_text("没有符合条件的事件")
+    page.get_by_label("起始日期").fill("2020-01-01")
+    page.get_by_label("截止日期").fill(tomorrow)
+    expect(rows).to_have_count(2)
+    page.get_by_label("截止日期").fill("2020-01-31")
+    expect(page.locator(".empty")).to_be_visible()
+
+
+def test_bulk_review_rejects_and_confirms_the_ticked_incidents(page, console: Console) -> None:
+    sign_in(page, console)
+    a, b, c = console.seeded[5:8]
+    page.goto("/#/review")
+    page.get_by_role("link", name="批量审核").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("批量审核")
+    reject = page.get_by_role("button", name="驳回所选")
+    expect(reject).to_be_disabled()
+    for iid in (a, b):
+        page.locator(f"#bulk-{iid}").check()
+    expect(page.locator(".bulk-bar")).to_contain_text("已选 2")
+    page.get_by_label("备注（驳回原因）").fill("光影误报")
+    reject.click()
+    expect(page.locator(".toast").last).to_have_text("已驳回 2 件")
+    expect(page.locator(f"li.bulk-item[data-incident-id='{a}']")).to_have_count(0)  # judged: gone from the list
+    assert console.review_states([a, b]) == {a: ("rejected", "09006", "光影误报"), b: ("rejected", "09006", "光影误报")}
+    # one judged elsewhere meanwhile: the others go through, the page names the one that did not
+    page.locator(f"#bulk-{c}").check()
+    assert page.request.post(f"{console.url}/api/v1/review/{c}", data={"verdict": "reject"}).ok
+    page.get_by_role("button", name="确认所选").click()
+    expect(page.locator("#bulk-failed")).to_contain_text(f"事件 #{c}")
+    assert console.review_states([c])[c][0] == "rejected"
+
+
+def test_a_viewer_has_no_bulk_review(page, console: Console) -> None:
+    sign_in(page, console, VIEWER, VIEWER_PW)
+    page.goto("/#/review/bulk")
+    expect(page.get_by_role("heading", level=1)).to_have_text("无权限执行此操作")
+    expect(page.get_by_role("button", name="驳回所选")).to_have_count(0)
