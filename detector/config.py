@@ -70,6 +70,10 @@ class HttpJsonPlatform(Strict):
     status_map: dict[str, str] = Field(default_factory=dict, description="Platform status names → GridSight's.")
     callback_secret_env: str | None = Field(None, description="Environment variable with the callback HMAC secret.")
     poll_every_s: float = Field(300, gt=0, description="Status polling interval for open cases.")
+    verification_path: str = Field(
+        "/verifications", pattern=r"^/[A-Za-z0-9_\-/.]*$", description="Where answers to 核实 requests are POSTed, "
+        "relative to base_url.",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _links_need_url(self) -> HttpJsonPlatform:
@@ -210,6 +214,10 @@ class Settings(Strict):
     instance: InstanceSettings = Field(
         default_factory=InstanceSettings, description="Several instances on one database: id, leases, camera filter."
     )
+    verification_timeout_s: float = Field(
+        120, ge=5, le=3600, description="核实 on request: a camera with no analysed frame this long (or two cadences, "
+        "if longer) answers cannot_see.",
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- cameras
@@ -281,6 +289,22 @@ class Location(Strict):
     community: str = Field("", description="社区.")
     grid_code: str | None = Field(None, pattern=r"^[0-9A-Z]{15}$", description="15-char 单元网格标识码.")
     area_class: str = Field("一般区", description="Area class for time limits, e.g. 核心区, 一般区.")
+
+
+LonLat = tuple[Annotated[float, Field(ge=-180, le=180)], Annotated[float, Field(ge=-90, le=90)]]
+
+
+class View(Strict):
+    """What ground the camera sees (in location.crs), for 核实 on request: a polygon, or a radius around location."""
+
+    polygon: list[LonLat] | None = Field(None, min_length=3, description="[[lon, lat], ...] of the area in view.")
+    radius_m: float | None = Field(None, gt=0, le=5000, description="Metres around location.lon/lat in view.")
+
+    @model_validator(mode="after")
+    def _one(self) -> View:
+        if (self.polygon is None) == (self.radius_m is None):
+            raise ValueError("view: give either polygon or radius_m")
+        return self
 
 
 class Source(Strict):
@@ -367,6 +391,74 @@ class Analyzers(Strict):
     )
 
 
+def _preset_text(v: Any, field: str = "ptz_preset") -> Any:
+    # Presets are numbered on the cameras, so `ptz_preset: 3` is what people write and mean "3".
+    # Other numbers are refused: YAML has already turned 1.10 into 1.1 and a bool is never a preset.
+    if isinstance(v, bool | float):
+        raise ValueError(f'YAML read this as {v!r}, not a preset name: quote it, e.g. {field}: "{v}"')
+    return str(v) if isinstance(v, int) else v
+
+
+DWELL_S = (1.0, 3600.0)
+
+
+class PtzSettings(Strict):
+    """ONVIF control of a PTZ camera, for its patrol (轮巡) over presets (detector/ingest/patrol.py)."""
+
+    host: str = Field(min_length=1, description="The camera's address for ONVIF (its device service), not the stream.")
+    port: int = Field(80, ge=1, le=65535, description="ONVIF HTTP port; 80, 8000, 8080 and 8899 are common.")
+    username_env: str | None = Field(None, description="Environment variable holding the ONVIF user name.")
+    password_env: str | None = Field(None, description="Environment variable holding the ONVIF password.")
+    profile: str | None = Field(None, description="Media profile token to steer; unset = the first with PTZ.")
+    timeout_s: float = Field(5.0, gt=0, le=60, description="Seconds to wait for each ONVIF answer.")
+    move_timeout_s: float = Field(30.0, gt=0, le=300, description="A preset not reached in this long is an error.")
+    settle_s: float = Field(
+        2.0, ge=0, le=60, description="Seconds after the motor stops before frames may count as settled "
+        "(focus, exposure and the stream's delay).",
+    )  # fmt: skip
+    settle_threshold: float = Field(
+        8.0, gt=0, le=255, description="Mean absolute grey difference (0-255) between frames below which "
+        "the picture counts as still.",
+    )  # fmt: skip
+    settle_frames: int = Field(2, ge=1, le=20, description="Still frame differences in a row that settle the view.")
+    settle_timeout_s: float = Field(
+        20.0, gt=0, le=600, description="A view still changing after this long (rain, a busy road) counts as settled."
+    )
+    poll_s: float = Field(1.0, ge=0.05, le=60, description="GetStatus interval while dwelling (notices manual moves).")
+    position_tolerance: float = Field(
+        0.02, gt=0, le=1, description="Pan/tilt/zoom drift (generic space, -1..1) that counts as a move."
+    )
+    manual_quiet_s: float = Field(
+        300.0, ge=1, le=86400, description="After a move GridSight did not make (an operator took the camera), "
+        "the patrol resumes once the camera has been still this long.",
+    )  # fmt: skip
+
+
+class PatrolStop(Strict):
+    """One preset of a patrol; zones, problems and rules given here replace the camera's at this preset."""
+
+    preset: str = Field(min_length=1, max_length=64, description="Preset token on the camera; part of the case key.")
+    dwell_s: float = Field(60.0, description="Seconds of settled picture at this preset, 1 to 3600.")
+    zones: list[Zone] | None = Field(None, description="This view's zones; unset = the camera's.")
+    problems: list[str] | None = Field(None, min_length=1, description="Problems watched here; unset = the camera's.")
+    rules: dict[str, RuleOverride] | None = Field(
+        None, description="Rule overrides here, by problem code, on top of the camera's."
+    )
+
+    @field_validator("preset", mode="before")
+    @classmethod
+    def _preset(cls, v: Any) -> Any:
+        return _preset_text(v, "preset")
+
+    @field_validator("dwell_s")
+    @classmethod
+    def _dwell(cls, v: float) -> float:
+        low, high = DWELL_S
+        if not low <= v <= high:  # NaN too
+            raise ValueError(f"dwell_s is the seconds the camera stays at the preset: {low:g} to {high:g}, got {v:g}")
+        return v
+
+
 class Camera(Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="Stable id; part of every case key.")
     name: str = Field(min_length=1, max_length=100)
@@ -388,6 +480,11 @@ class Camera(Strict):
     gate: Gate = Gate()
     evidence: Evidence = Evidence()
     enabled: bool = True
+    ptz: PtzSettings | None = Field(None, description="ONVIF control of a PTZ camera; needed by patrol.")
+    view: View | None = Field(None, description="Ground in view, for 核实 requests by coordinates; unset = none.")
+    patrol: list[PatrolStop] = Field(
+        default_factory=list, description="Presets visited in turn (轮巡); empty = the camera stays where it is."
+    )
 
     @field_validator("id")
     @classmethod
@@ -399,11 +496,7 @@ class Camera(Strict):
     @field_validator("ptz_preset", mode="before")
     @classmethod
     def _preset_text(cls, v: Any) -> Any:
-        # Presets are numbered on the cameras, so `ptz_preset: 3` is what people write and mean "3".
-        # Other numbers are refused: YAML has already turned 1.10 into 1.1 and a bool is never a preset.
-        if isinstance(v, bool | float):
-            raise ValueError(f'YAML read this as {v!r}, not a preset name: quote it, e.g. ptz_preset: "{v}"')
-        return str(v) if isinstance(v, int) else v
+        return _preset_text(v)
 
     @field_validator("cadence_s")
     @classmethod
@@ -429,7 +522,58 @@ class Camera(Strict):
                 raise ValueError(f"rules.{code}: problem {code} is not in problems")
             if rule.schedule and rule.schedule not in self.schedules:
                 raise ValueError(f"rules.{code}.schedule: no schedule named {rule.schedule!r}")
+        self._check_patrol()
+        if self.view and self.view.radius_m and (self.location.lon is None or self.location.lat is None):
+            raise ValueError("view.radius_m: needs location.lon and location.lat (the centre of the circle)")
         return self
+
+    def _check_patrol(self) -> None:
+        if not self.patrol:
+            return
+        if self.ptz is None:
+            raise ValueError("patrol: needs a ptz block (the camera's ONVIF host and port) to steer the camera")
+        if self.ptz_preset is not None:
+            raise ValueError("ptz_preset: a patrolling camera takes each stop's preset; remove ptz_preset")
+        first: dict[str, int] = {}
+        for m, stop in enumerate(self.patrol):
+            at = f"patrol.{m}"
+            if stop.preset in first:
+                raise ValueError(f"{at}.preset: preset {stop.preset!r} is already stop {first[stop.preset]}")
+            first[stop.preset] = m
+            if stop.dwell_s < self.cadence_s:
+                raise ValueError(
+                    f"{at}.dwell_s: {stop.dwell_s:g} s is less than cadence_s ({self.cadence_s:g} s): "
+                    f"no frame would be analysed at preset {stop.preset!r}"
+                )
+            names = [z.name for z in stop.zones or ()]
+            if len(set(names)) != len(names):
+                raise ValueError(f"{at}.zones: zone names must be unique, got {names}")
+            problems = stop.problems or self.problems
+            for code, rule in (stop.rules or {}).items():
+                if code not in problems:
+                    raise ValueError(f"{at}.rules.{code}: problem {code} is not watched at this preset")
+                if rule.schedule and rule.schedule not in self.schedules:
+                    raise ValueError(f"{at}.rules.{code}.schedule: no schedule named {rule.schedule!r}")
+
+    def at_stop(self, stop: PatrolStop) -> Camera:
+        """This camera as seen from one patrol stop: `ptz_preset` set (so its cases are keyed by preset), and
+        the stop's zones, problems and rules in place of the camera's. The runtime keeps per-preset state
+        (background, gate, persistence, incidents) under it."""
+        problems = stop.problems or self.problems
+        rules = {c: r for c, r in self.rules.items() if c in problems}
+        for code, rule in (stop.rules or {}).items():  # field by field over the camera's override
+            base = rules[code].model_dump(exclude_none=True) if code in rules else {}
+            rules[code] = RuleOverride.model_validate({**base, **rule.model_dump(exclude_none=True)})
+        return self.model_copy(
+            update={
+                "ptz_preset": stop.preset,
+                "zones": self.zones if stop.zones is None else stop.zones,
+                "problems": problems,
+                "rules": rules,
+                "filing": {c: f for c, f in self.filing.items() if c in problems},
+                "patrol": [],
+            }
+        )
 
 
 # ---------------------------------------------------------------- loading
@@ -477,10 +621,15 @@ class _File:
             loc, msg = prefix + tuple(err["loc"]), err["msg"].removeprefix("Value error, ")
             # a model-level check names its field first ("rules.09006.schedule: ..."): point there
             named = re.match(r"([\w\-]+(?:\.[\w\-]+)*): ", msg)
-            if named and not err["loc"] and self.doc.has(inner := loc + tuple(named[1].split("."))):
+            if named and not err["loc"] and self.doc.has(inner := loc + _path_parts(named[1])):
                 loc = inner
             out.append(self.error(camera, loc, msg, key=err["type"] == "extra_forbidden"))
         return out
+
+
+def _path_parts(path: str) -> tuple[str | int, ...]:
+    """patrol.0.dwell_s as a location: list indexes as numbers (a mapping finds 0 as "0"; "09006" stays text)."""
+    return tuple(int(p) if p.isdigit() and str(int(p)) == p else p for p in path.split("."))
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -632,10 +781,13 @@ def _load_camera(
         errors += doc.pydantic(e, label, at)
         cam = None
     problems = cam.problems if cam else raw.get("problems")
-    if isinstance(problems, list):
-        bad = [c for c in problems if isinstance(c, str) and c not in taxonomy]
+    stops = raw.get("patrol") if isinstance(raw.get("patrol"), list) else []
+    for where, codes in [(("problems",), problems)] + [
+        (("patrol", m, "problems"), stop.get("problems")) for m, stop in enumerate(stops) if isinstance(stop, dict)
+    ]:
+        bad = [c for c in codes if isinstance(c, str) and c not in taxonomy] if isinstance(codes, list) else []
         if bad:
-            errors.append(doc.error(label, (*at, "problems"), f"unknown problem codes {bad}"))
+            errors.append(doc.error(label, (*at, *where), f"unknown problem codes {bad}"))
     cam_id = cam.id if cam else raw.get("id")
     if isinstance(cam_id, str) and cam_id:
         if cam_id in seen:
