@@ -46,6 +46,7 @@ class ApiContext:
     latest_picture: Callable[[str], bytes | None] = lambda _camera_id: None
     config_dir: Path | None = None  # the camera files the zone editor writes; None: not editable
     reload: Callable[[], ReloadResult] | None = None  # loads the config folder again and applies it
+    verification_timeout_s: float = 120.0  # 核实: how long a camera may take to answer (settings)
     login_limiter: LoginLimiter = field(default_factory=LoginLimiter)
 
 

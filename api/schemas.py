@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 MAX_ID = 2**62  # database integers: larger ids cannot exist (and would overflow SQLite)
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -257,3 +257,77 @@ class TokenPublic(BaseModel):
     revoked: bool
     created_at: datetime
     last_used_at: datetime | None
+
+
+# ---------------------------------------------------------------- 核实 on request
+
+
+class VerificationLocation(BaseModel):
+    """Where the reported problem is: exactly one of a grid code, a point (lon and lat) or a camera id."""
+
+    model_config = {"extra": "forbid"}
+
+    grid_code: str | None = Field(
+        None, pattern=r"^[0-9A-Z]{15}$", description="15-char 单元网格 code: the cameras standing in that grid answer."
+    )
+    lon: float | None = Field(None, ge=-180, le=180, description="With lat, in CGCS2000 / WGS84 (not GCJ-02).")
+    lat: float | None = Field(None, ge=-90, le=90)
+    camera_id: str | None = Field(None, pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="Ask this camera only.")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> VerificationLocation:
+        if (self.lon is None) != (self.lat is None):
+            raise ValueError("location.lon and location.lat go together")
+        given = [n for n, v in (("grid_code", self.grid_code), ("lon/lat", self.lon), ("camera_id", self.camera_id))
+                 if v is not None]  # fmt: skip
+        if len(given) != 1:
+            raise ValueError(f"location: give exactly one of grid_code, lon/lat or camera_id (got {given or 'none'})")
+        return self
+
+
+class VerificationCreate(BaseModel):
+    model_config = {
+        "extra": "forbid",
+        "json_schema_extra": {
+            "examples": [
+                {"problem_code": "09006", "location": {"grid_code": "110107001002003"}, "reference": "RX-0012"},
+                {"problem_code": "09006", "location": {"lon": 116.2235, "lat": 39.9061}},
+            ]
+        },
+    }
+
+    problem_code: str = Field(pattern=r"^\d{5}$", description="A problem of the taxonomy (GET /api/v1/taxonomy).")
+    location: VerificationLocation
+    reference: str | None = Field(
+        None, pattern=r"^[\x21-\x7e]{1,128}$", description="The platform's id of the report; sent back with the answer."
+    )
+
+
+class VerificationCameraPublic(BaseModel):
+    camera_id: str
+    preset: str | None = Field(description="A PTZ camera: the preset whose view answers.")
+    result: Literal["pending", "present", "absent", "cannot_see"]
+    reason: str | None = Field(description="cannot_see: why (camera failed, view covered, no frame in time).")
+    frame_at: datetime | None = Field(description="Camera time of the frame that answered.")
+    answered_at: datetime | None
+    findings: list[dict[str, Any]] = Field(description="present: zone, box (normalised xyxy), score, label.")
+    evidence: list[EvidencePublic] = Field(description="present: annotated and clean; otherwise the clean frame.")
+
+
+class VerificationPublic(BaseModel):
+    id: int
+    problem_code: str
+    problem_name: str
+    location: dict[str, Any]
+    reference: str | None
+    requested_by: str
+    status: Literal["pending", "answered"]
+    result: Literal["present", "absent", "cannot_see"] | None = Field(
+        description="present if any camera sees it, else absent if any saw the place, else cannot_see."
+    )
+    created_at: datetime
+    answered_at: datetime | None
+    delivery: str | None = Field(
+        description="The answer's message to the platform: pending, sending, done or dead (None: not answered yet)."
+    )
+    cameras: list[VerificationCameraPublic]

@@ -28,7 +28,7 @@ from detector.filing.case_flow import TERMINAL, TransitionRefused
 from detector.filing.cases import CaseService
 from detector.filing.platform import Attachment, PlatformAdapter, PlatformError
 from detector.incidents.evidence import EvidenceStore
-from detector.store.db import Case, EvidenceFile, Outbox
+from detector.store.db import Case, EvidenceFile, Outbox, VerificationFile
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,9 @@ class Filer:
     def _send(self, msg_id: int) -> None:
         with self.sessions() as s:
             msg = s.get(Outbox, msg_id)
+            if msg is not None and msg.kind == "verification":
+                self._send_answer(s, msg)
+                return
             case = s.get(Case, msg.case_id) if msg else None
             if msg is None or case is None:
                 return
@@ -167,6 +170,23 @@ class Filer:
             extra = {"case": case.id, "kind": msg.kind, "platform_case": case.platform_case_id}
             log.info("sent to platform", extra=extra)
 
+    def _send_answer(self, s: Session, msg: Outbox) -> None:
+        """The answer to a 核实 request: no case behind it, retried and dead-lettered like the others."""
+        rows = s.scalars(select(VerificationFile).where(VerificationFile.id.in_(msg.payload.get("evidence", [])))).all()
+        files = [self._attachment(r.kind, r.path, r.sha256, r.bytes) for r in sorted(rows, key=lambda r: r.id)]
+        try:
+            body = {k: v for k, v in msg.payload.items() if k != "evidence"}
+            self.adapter.send_verification(body, files, msg.idempotency_key)
+        except PlatformError as e:
+            self.failed += 1
+            self._later(s, msg, str(e), retry=e.retryable)
+            return
+        msg.state, msg.lease_until, msg.updated_at, msg.last_error = "done", None, datetime.now(UTC), None
+        msg.attempts += 1
+        s.commit()
+        self.sent += 1
+        log.info("sent to platform", extra={"verification": msg.verification_id, "kind": msg.kind})
+
     def _later(self, s: Session, msg: Outbox, error: str, *, retry: bool) -> None:
         """Schedules a retry with exponential backoff and jitter, or dead-letters the message."""
         now = datetime.now(UTC)
@@ -188,11 +208,13 @@ class Filer:
     def _attachments(self, s: Session, evidence_ids: list[int]) -> list[Attachment]:
         out = []
         for row in s.scalars(select(EvidenceFile).where(EvidenceFile.id.in_(evidence_ids)).order_by(EvidenceFile.id)):
-            path = self.store.resolve(row.path)
-            ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-            filename = f"{row.kind}-{row.sha256[:16]}{Path(row.path).suffix}"
-            out.append(Attachment(row.kind, path, row.path, filename, row.sha256, row.bytes, ctype))
+            out.append(self._attachment(row.kind, row.path, row.sha256, row.bytes))
         return out
+
+    def _attachment(self, kind: str, rel: str, sha256: str, size: int) -> Attachment:
+        path = self.store.resolve(rel)
+        ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return Attachment(kind, path, rel, f"{kind}-{sha256[:16]}{Path(rel).suffix}", sha256, size, ctype)
 
     # ------------------------------------------------------------ status sync
 

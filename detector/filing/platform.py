@@ -77,6 +77,10 @@ class PlatformAdapter(ABC):
     def send_update(self, case_id: str, update: dict[str, Any], files: list[Attachment], key: str) -> None:
         """Still-present or verification report on a filed case."""
 
+    @abstractmethod
+    def send_verification(self, answer: dict[str, Any], files: list[Attachment], key: str) -> None:
+        """The answer to a 核实 request (present / absent / cannot_see) with its pictures."""
+
     def get_status(self, case_id: str) -> StatusReport | None:
         """The platform's current status (None: this platform does not tell)."""
         return None
@@ -175,6 +179,9 @@ class HttpJsonAdapter(PlatformAdapter):
     def send_update(self, case_id: str, update: dict[str, Any], files: list[Attachment], key: str) -> None:
         self._post(f"/cases/{case_id}/updates", "update", update, files, key)
 
+    def send_verification(self, answer: dict[str, Any], files: list[Attachment], key: str) -> None:
+        self._post(self.cfg.verification_path, "verification", answer, files, key)
+
     def get_status(self, case_id: str) -> StatusReport | None:
         try:
             resp = self.client.get(f"/cases/{case_id}")
@@ -220,6 +227,9 @@ class LocalRegister(PlatformAdapter):
 
     def send_update(self, case_id: str, update: dict[str, Any], files: list[Attachment], key: str) -> None:
         pass  # the update is already in the case history; nobody else to tell
+
+    def send_verification(self, answer: dict[str, Any], files: list[Attachment], key: str) -> None:
+        pass  # the answer is stored with its request (GET /api/v1/verifications/{id}); nobody else to tell
 
 
 def make_adapter(cfg: LocalPlatform | HttpJsonPlatform, sessions: sessionmaker[Session]) -> PlatformAdapter:

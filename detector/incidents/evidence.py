@@ -25,7 +25,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from detector.incidents import captions
-from detector.store.db import Candidate, EvidenceFile, Incident
+from detector.store.db import Candidate, EvidenceFile, Incident, VerificationFile
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +111,10 @@ class EvidenceStore:
         return path
 
     def sweep_orphans(self, session: Session) -> int:
-        """Deletes files no row refers to (evidence, or a candidate's first sighting) and temp files; run at start."""
+        """Deletes files no row refers to (evidence, a first sighting, a 核实 answer) and temp files; run at start."""
         known = set(session.scalars(select(EvidenceFile.path)))
         known |= set(session.scalars(select(Candidate.first_frame).where(Candidate.first_frame.is_not(None))))
+        known |= set(session.scalars(select(VerificationFile.path)))  # 核实 answers' pictures
         removed = 0
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir(exist_ok=True)
@@ -135,6 +136,7 @@ class EvidenceStore:
         session.commit()
         still_used = set(session.scalars(select(EvidenceFile.path).where(EvidenceFile.path.in_(paths))))
         still_used |= set(session.scalars(select(Candidate.first_frame).where(Candidate.first_frame.in_(paths))))
+        still_used |= set(session.scalars(select(VerificationFile.path).where(VerificationFile.path.in_(paths))))
         for rel in paths - still_used:  # the same bytes may back another incident's evidence
             self.resolve(rel).unlink(missing_ok=True)
         return len(rows)

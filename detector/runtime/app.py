@@ -59,6 +59,7 @@ from detector.runtime.pipeline import CameraRuntime, FrameQueues, Pipeline, jpeg
 from detector.runtime.reload import ConfigWatch, ReloadResult, plan
 from detector.store.db import CameraHealthEvent, CameraLease, CameraRow, ModelFinding, open_database
 from detector.synthetic.demo_camera import demo_camera
+from detector.verification.desk import VerificationDesk
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,11 @@ class GridSight:
         self.filer = build_filer(self.config, self.sessions, self.store, self.cases)
         self.queues = FrameQueues() if self.leases is None else ServedQueues(self.leases.may_serve)
         self.pipeline = Pipeline(self.incidents, self.queues, self._save_analyzer_state)
+        self.desk = VerificationDesk(
+            self.sessions, self.store, self.config.taxonomy, served=lambda: list(self.pipeline.cameras),
+            health=self.health,
+        )  # fmt: skip
+        self.pipeline.watch = lambda rt, frame, obs: self.desk.seen(rt.camera, rt.rules, rt.health.view, frame, obs)
         if self.leases is not None:  # only the cameras this instance holds a lease on; run() follows the leases
             self.leases.tick()
             self.leases.start()  # renewing from now on: building the cameras may take a while (models, demo video)
@@ -140,6 +146,7 @@ class GridSight:
             self._start_api()
             self.filer.start()
         self.pipeline.start()
+        self.desk.start()
         for r in self.readers:
             r.start()
         if self.watch_config and self.config_dir is not None and self.config_dir.is_dir():
@@ -317,6 +324,7 @@ class GridSight:
             runtime_stats=self._runtime_stats,
             people=self._people_finder(),
             cookie_secure=s.api_cookie_secure,
+            verification_timeout_s=s.verification_timeout_s,
             **platform_callbacks(s.platform),
         )
         self._ctx = ctx
@@ -704,6 +712,7 @@ class GridSight:
         for r in self.readers:
             r.join(15)
         self.pipeline.stop()
+        self.desk.stop()
         if self.role != "worker":
             self.filer.stop()
         self._save_health()

@@ -114,6 +114,8 @@ class Pipeline:
         self.queues = queues
         self.cameras: dict[str, CameraRuntime] = {}
         self._save_state = save_state  # where analyzer state goes (the camera's database row)
+        #: sees every analysed frame with its observations (None: not usable), e.g. 核实 requests waiting for it
+        self.watch: Callable[[CameraRuntime, Frame, Observations | None], None] | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()  # held per frame: a reload swaps a camera between two frames
         self._thread = threading.Thread(target=self._run, name="analysis", daemon=True)
@@ -169,9 +171,13 @@ class Pipeline:
                 # (a frame that only looks off, not yet confirmed, moves nothing, not even maintenance)
                 codes = ONLY_MAINTENANCE if findings else frozenset()
                 rt.paused += 1
+            obs: Observations | None = None
             if usable:
-                findings += self._findings(rt, frame)
+                found, obs = self._findings(rt, frame)
+                findings += found
             self.incidents.process(rt.camera.id, frame.image, findings, frame.ts, codes=codes)
+            if self.watch is not None:
+                self.watch(rt, frame, obs)
             rt.health.analysed(frame.ts)
             rt.frames += 1
             rt.last_image = preview(frame.image)
@@ -206,7 +212,7 @@ class Pipeline:
         return view.ok and view.raw == "ok", rt.rules.maintenance(view, frame.ts)
 
     @staticmethod
-    def _findings(rt: CameraRuntime, frame: Frame) -> list[Finding]:
+    def _findings(rt: CameraRuntime, frame: Frame) -> tuple[list[Finding], Observations]:
         changed = rt.gate is None or rt.gate.should_analyze(frame)
         parts = []
         for a in rt.analyzers:
@@ -214,7 +220,8 @@ class Pipeline:
                 rt.last_obs[a.name] = a.analyze(frame)
             parts.append(rt.last_obs.get(a.name, Observations()))
         rt.analyses += changed
-        return rt.rules.findings(Observations.merge(parts), frame.ts)
+        obs = Observations.merge(parts)
+        return rt.rules.findings(obs, frame.ts), obs
 
     def _persist_state(self, rt: CameraRuntime, ts: datetime | None = None) -> None:
         parts: list[Stateful] = [*rt.analyzers, *([rt.tamper] if rt.tamper is not None else [])]

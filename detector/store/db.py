@@ -197,8 +197,10 @@ class Outbox(Base):
     __tablename__ = "outbox"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # file | update
+    # a case's message, or (case_id NULL) the answer to a 核实 request
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    verification_id: Mapped[int | None] = mapped_column(ForeignKey("verifications.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # file | update | verification
     idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     state: Mapped[str] = mapped_column(String(16), index=True)  # pending | sending | done | dead
@@ -209,6 +211,62 @@ class Outbox(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class Verification(Base):
+    """A 核实 request from the centre: is this problem still there? Answered once, by the cameras that cover it."""
+
+    __tablename__ = "verifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    problem_code: Mapped[str] = mapped_column(String(5))
+    location: Mapped[dict[str, Any]] = mapped_column(JSON)  # as requested: {grid_code} | {lon, lat} | {camera_id}
+    reference: Mapped[str | None] = mapped_column(String(128))  # the platform's own id of the report
+    requested_by: Mapped[str] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending | answered
+    result: Mapped[str | None] = mapped_column(String(16))  # present | absent | cannot_see
+    created_at: Mapped[datetime]
+    answered_at: Mapped[datetime | None]
+
+    looks: Mapped[list[VerificationLook]] = relationship(
+        back_populates="verification", order_by="VerificationLook.id", cascade="all, delete-orphan"
+    )
+
+
+class VerificationLook(Base):
+    """One camera's part of a 核实 request: pending until its next analysed frame (or its deadline)."""
+
+    __tablename__ = "verification_looks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    verification_id: Mapped[int] = mapped_column(ForeignKey("verifications.id", ondelete="CASCADE"), index=True)
+    camera_id: Mapped[str] = mapped_column(String(64), index=True)
+    preset: Mapped[str | None] = mapped_column(String(64))  # a PTZ camera: the preset whose view answers
+    state: Mapped[str] = mapped_column(String(16), index=True)  # pending | present | absent | cannot_see
+    reason: Mapped[str | None] = mapped_column(Text)  # cannot_see: why
+    deadline: Mapped[datetime]
+    frame_at: Mapped[datetime | None]  # pipeline time of the frame that answered
+    answered_at: Mapped[datetime | None]
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # present: the findings (box, score, zone)
+
+    verification: Mapped[Verification] = relationship(back_populates="looks")
+    evidence: Mapped[list[VerificationFile]] = relationship(
+        order_by="VerificationFile.id", cascade="all, delete-orphan"
+    )
+
+
+class VerificationFile(Base):
+    """A picture under the evidence root that answers a look (annotated | clean)."""
+
+    __tablename__ = "verification_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    look_id: Mapped[int] = mapped_column(ForeignKey("verification_looks.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(String(255), index=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    bytes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
 
 
 class CameraHealthEvent(Base):

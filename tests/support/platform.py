@@ -71,6 +71,10 @@ class PlatformAdmin:
         """Move a case on; the answer carries callback_status (HTTP status of the callback, or None)."""
         return self._call("POST", "/_admin/status", {"case_id": case_id, "status": status, "note": note})
 
+    def verifications(self) -> list[dict]:
+        """Every 核实 answer received: answer_id, idempotency_key, form, payload, files."""
+        return self._call("GET", "/_admin/verifications")
+
     def stats(self) -> dict:
         """{"requests": {endpoint: {outcome: n}}, "duplicates_replayed": n, "cases": n, "updates": n}."""
         return self._call("GET", "/_admin/stats")

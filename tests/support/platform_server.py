@@ -15,8 +15,8 @@ Contract endpoints are under ``/gridsight/v1``; test-only endpoints under
 
 * ``POST /_admin/faults``  {fail_rate, hang_rate, drop_after_accept_rate,
   delay_s, non_json_rate, seed}: replaces the fault settings (missing = 0);
-  they apply to POST /cases and POST /cases/{id}/updates only.
-* ``GET  /_admin/faults``, ``GET /_admin/cases``, ``GET /_admin/stats``
+  they apply to POST /cases, POST /cases/{id}/updates and POST /verifications only.
+* ``GET  /_admin/faults``, ``GET /_admin/cases``, ``GET /_admin/verifications``, ``GET /_admin/stats``
 * ``POST /_admin/status``  {case_id, status, note}: moves a case on, appends
   history and sends the signed status callback if one is configured.
 * ``POST /_admin/fetch_evidence`` {case_id}: downloads the case's (and its
@@ -167,6 +167,35 @@ class UpdateIn(_Open):
         return self
 
 
+class VerificationEvidence(EvidenceItem):
+    kind: Literal["annotated", "clean"]  # type: ignore[assignment]
+
+
+class VerificationCamera(_Open):
+    camera_id: str = Field(min_length=1)
+    result: Literal["present", "absent", "cannot_see"]
+    reason: str | None = None
+    frame_at: AwareDatetime | None = None
+
+
+class VerificationIn(_Open):
+    """GridSight's answer to a 核实 request (POST /verifications)."""
+
+    verification_id: int
+    reference: str | None = None
+    problem_code: str = Field(pattern=r"^[0-9]{5}$")
+    result: Literal["present", "absent", "cannot_see"]
+    requested_at: AwareDatetime
+    answered_at: AwareDatetime
+    cameras: list[VerificationCamera] = Field(min_length=1)
+    evidence: list[VerificationEvidence] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _rules(self) -> VerificationIn:
+        _unique_filenames(self.evidence)  # type: ignore[arg-type]
+        return self
+
+
 class Faults(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -314,6 +343,15 @@ CREATE TABLE IF NOT EXISTS files (
     fetch_error TEXT,
     PRIMARY KEY (owner, filename)
 );
+CREATE TABLE IF NOT EXISTS verifications (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    answer_id TEXT NOT NULL UNIQUE,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    form TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    response TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS stats (endpoint TEXT NOT NULL, outcome TEXT NOT NULL, n INTEGER NOT NULL,
                                   PRIMARY KEY (endpoint, outcome));
@@ -444,6 +482,35 @@ class Store:
             self.db.execute("ROLLBACK")
             raise
         return response
+
+    def verification_by_key(self, key: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM verifications WHERE idempotency_key=?", (key,)).fetchone()
+
+    def create_verification(
+        self, key: str, form: str, payload: dict, answer: VerificationIn, uploads: dict[str, bytes]
+    ) -> dict:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            answer_id = self._next_id("verifications", "PV")
+            response = {"answer_id": answer_id, "status": "accepted"}
+            self.db.execute(
+                "INSERT INTO verifications(answer_id, idempotency_key, form, payload, response, created_at)"
+                " VALUES (?,?,?,?,?,?)",
+                (answer_id, key, form, json.dumps(payload, ensure_ascii=False), json.dumps(response), now_iso()),
+            )
+            self._save_files(answer_id, Path("verifications") / answer_id, answer.evidence, uploads)  # type: ignore[arg-type]
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return response
+
+    def verifications(self) -> list[dict]:
+        return [
+            {"answer_id": r["answer_id"], "idempotency_key": r["idempotency_key"], "form": r["form"],
+             "payload": json.loads(r["payload"]), "created_at": r["created_at"], "files": self.files_of(r["answer_id"])}
+            for r in self.db.execute("SELECT * FROM verifications ORDER BY seq")
+        ]  # fmt: skip
 
     def set_status(self, case_id: str, status: str, note: str) -> str:
         ts = now_iso()
@@ -696,6 +763,15 @@ def create_app(
         check_evidence(form, update.evidence, files)
         return 201, store.create_update(case_id, key, form, payload, update, files), True
 
+    async def file_verification(request: Request) -> tuple[int, dict, bool]:
+        key = idempotency_key(request)
+        if (row := store.verification_by_key(key)) is not None:
+            return 200, json.loads(row["response"]), False
+        form, raw, files = await read_body(request, "verification")
+        payload, answer = parse_object(raw, VerificationIn, "verification")
+        check_evidence(form, answer.evidence, files)  # type: ignore[arg-type]
+        return 201, store.create_verification(key, form, payload, answer, files), True
+
     async def faulty_post(request: Request, endpoint: str, handler) -> Response:
         if (resp := unauthorized(request)) is not None:
             store.count(endpoint, "401")
@@ -732,6 +808,10 @@ def create_app(
     @app.post(PREFIX + "/cases/{case_id}/updates")
     async def post_update(request: Request, case_id: str) -> Response:
         return await faulty_post(request, "POST /cases/{id}/updates", lambda: file_update(request, case_id))
+
+    @app.post(PREFIX + "/verifications")
+    async def post_verification(request: Request) -> Response:
+        return await faulty_post(request, "POST /verifications", lambda: file_verification(request))
 
     @app.get(PREFIX + "/cases/{case_id}")
     async def get_case(request: Request, case_id: str) -> Response:
@@ -771,6 +851,10 @@ def create_app(
     @app.get("/_admin/cases")
     async def admin_cases() -> list:
         return store.dump()
+
+    @app.get("/_admin/verifications")
+    async def admin_verifications() -> list:
+        return store.verifications()
 
     @app.get("/_admin/stats")
     async def admin_stats() -> dict:

@@ -1,0 +1,199 @@
+"""The running side of 核实: the cameras this process analyses answer their pending looks at their next frame.
+
+A thread picks up new looks from the database (requests come in through any API process), answers
+those of a camera that cannot see (failed, stalled, ended) and sweeps deadlines; the analysis loop
+hands each analysed frame to `seen`, which answers from that frame. Looks live in the database, so a
+restart loses none: they are picked up again and answered by the first frame after it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from detector.config import DEFAULT_TZ, Camera
+from detector.incidents.evidence import EvidenceStore, StoredFile, annotate
+from detector.ingest.health import CameraState, HealthSnapshot
+from detector.rules.engine import CameraRules, Finding
+from detector.rules.taxonomy import Taxonomy
+from detector.store.db import Verification, VerificationLook
+from detector.types import Frame, Observations
+from detector.verification import requests
+from detector.verification.look import findings_of
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.25
+CANNOT_SEE = {CameraState.FAILED, CameraState.STALLED, CameraState.ENDED, CameraState.STOPPED}
+UNUSABLE_FRAMES = 2  # blank or off-reference frames in a row (not yet a confirmed tamper) that answer cannot_see
+
+
+@dataclass(slots=True)
+class Pending:
+    look_id: int
+    code: str
+    preset: str | None
+    since: float  # monotonic s when this process picked it up: only frames decoded later answer
+    unusable: int = 0
+
+
+class VerificationDesk:
+    def __init__(
+        self, sessions: sessionmaker[Session], store: EvidenceStore, taxonomy: Taxonomy, *,
+        served: Callable[[], Iterable[str]], health: Callable[[str], HealthSnapshot | None],
+    ) -> None:  # fmt: skip
+        self.sessions = sessions
+        self.store = store
+        self.taxonomy = taxonomy
+        self._served = served  # ids of the cameras this process analyses now
+        self._health = health
+        self._pending: dict[str, list[Pending]] = {}  # camera id → its pending looks, oldest first
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="verification", daemon=True)
+        self.answered = 0
+
+    def start(self) -> None:
+        """Picks up the looks a restart left pending before the first frame, then keeps ticking."""
+        try:
+            self.tick()
+        except Exception:
+            log.exception("verification tick failed")
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def wanted_preset(self, camera_id: str) -> str | None:
+        """The preset a pending 核实 request needs this PTZ camera at (the oldest first); None: none needed.
+
+        The patrol (detector/ingest/patrol.py) asks before it picks its next stop, and goes there: the look is
+        answered by the first frame analysed at that preset (`Camera.at_stop` sets ptz_preset).
+        """
+        with self._lock:
+            return next((p.preset for p in self._pending.get(camera_id, ()) if p.preset is not None), None)
+
+    # ------------------------------------------------------------ the thread
+
+    def _run(self) -> None:
+        while not self._stop.wait(TICK_S):
+            try:
+                self.tick()
+            except Exception:  # a database blip must not end the loop; the next tick tries again
+                log.exception("verification tick failed")
+
+    def tick(self) -> None:
+        """Picks up new looks of the served cameras, answers those that cannot see, sweeps deadlines."""
+        served = set(self._served())
+        with self.sessions() as s:
+            rows = s.execute(
+                select(VerificationLook.id, VerificationLook.camera_id, VerificationLook.preset,
+                       Verification.problem_code)
+                .join(Verification)
+                .where(VerificationLook.state == "pending", VerificationLook.camera_id.in_(served))
+                .order_by(VerificationLook.id)
+            ).all()  # fmt: skip
+        now = time.monotonic()
+        with self._lock:
+            known = {p.look_id: p for looks in self._pending.values() for p in looks}
+            fresh: dict[str, list[Pending]] = {}
+            for look_id, camera_id, preset, code in rows:  # looks answered elsewhere drop out here
+                fresh.setdefault(camera_id, []).append(known.get(look_id) or Pending(look_id, code, preset, now))
+            self._pending = fresh
+            waiting = list(fresh)
+        for camera_id in waiting:
+            snap = self._health(camera_id)
+            if snap is not None and snap.state in CANNOT_SEE:
+                for p in self._take(camera_id, lambda _p: True):
+                    self._answer(p, "cannot_see", reason=f"camera {snap.state.value}")
+        with self.sessions.begin() as s:
+            if n := requests.expire(s):
+                log.info("verification looks past their deadline", extra={"looks": n})
+
+    # ------------------------------------------------------------ frames (the analysis thread)
+
+    def seen(
+        self, camera: Camera, rules: CameraRules, view: str | None, frame: Frame, obs: Observations | None
+    ) -> None:
+        """An analysed frame of `camera`: answers its pending looks. `obs` None: the frame was not usable
+        (blank, or the view off its reference; `view` names a confirmed fault)."""
+        if camera.id not in self._pending:  # the common case, without the lock
+            return
+        try:
+            ready = self._take(camera.id, lambda p: frame.arrived >= p.since and p.preset == camera.ptz_preset)
+            for p in ready:
+                self._look(p, camera, rules, view, frame, obs)
+        except Exception:
+            log.exception("verification look failed", extra={"camera": camera.id})
+
+    def _look(
+        self, p: Pending, camera: Camera, rules: CameraRules, view: str | None, frame: Frame, obs: Observations | None
+    ) -> None:
+        if p.code not in rules.rules:
+            self._answer(p, "cannot_see", reason=f"camera {camera.id} no longer watches {p.code}")
+        elif obs is None and view is None and p.unusable + 1 < UNUSABLE_FRAMES:
+            p.unusable += 1  # one odd frame is not yet a blocked view: wait for the next
+            with self._lock:
+                self._pending.setdefault(camera.id, []).insert(0, p)
+        elif obs is None:
+            why = f"view {view}" if view else "view not usable (blank, or off its reference)"
+            self._answer(p, "cannot_see", reason=why, frame=frame, files=[self.store.put_jpeg("clean", frame.image)])
+        else:
+            found = findings_of(rules, p.code, obs, frame.ts)
+            clean = self.store.put_jpeg("clean", frame.image)
+            if not found:
+                self._answer(p, "absent", frame=frame, files=[clean])
+                return
+            pictured = self.store.put_jpeg("annotated", self._annotated(camera, rules, p.code, found, frame))
+            details = [
+                {"zone": f.zone, "box": list(f.box), "score": round(f.score, 3), "label": f.label} for f in found
+            ]
+            self._answer(p, "present", frame=frame, files=[pictured, clean], details={"findings": details})
+
+    def _annotated(
+        self, camera: Camera, rules: CameraRules, code: str, found: list[Finding], frame: Frame
+    ) -> NDArray[np.uint8]:
+        problem = self.taxonomy[code]
+        zone = rules.zones.zones.get(found[0].zone)
+        local = frame.ts.astimezone(ZoneInfo(DEFAULT_TZ)).strftime("%Y-%m-%d %H:%M:%S %z")
+        return annotate(
+            frame.image, [f.box for f in found], [f"{code} {problem.name_zh} {f.score:.2f}" for f in found],
+            zone.polygon if zone else None, f"{camera.id}  {local}  核实：仍存在  {code} {problem.name_zh}",
+            ascii_labels=[f"{code} {problem.name_en} {f.score:.2f}" for f in found],
+            ascii_caption=f"{camera.id}  {local}  verification: present  {code} {problem.name_en}",
+        )  # fmt: skip
+
+    # ------------------------------------------------------------ answering
+
+    def _take(self, camera_id: str, which: Callable[[Pending], bool]) -> list[Pending]:
+        with self._lock:
+            looks = self._pending.get(camera_id, [])
+            taken = [p for p in looks if which(p)]
+            rest = [p for p in looks if not which(p)]
+            if rest:
+                self._pending[camera_id] = rest
+            else:
+                self._pending.pop(camera_id, None)
+        return taken
+
+    def _answer(
+        self, p: Pending, state: str, *, reason: str | None = None, frame: Frame | None = None,
+        files: list[StoredFile] = [], details: dict | None = None,  # noqa: B006 - never mutated
+    ) -> None:  # fmt: skip
+        at: datetime | None = frame.ts if frame is not None else None
+        with self.sessions.begin() as s:
+            won = requests.answer(s, p.look_id, state, reason=reason, frame_at=at, details=details, files=files)
+        self.answered += won
+        log.info("verification look answered" if won else "verification look was answered already",
+                 extra={"look": p.look_id, "result": state, "reason": reason})  # fmt: skip
