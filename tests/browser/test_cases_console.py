@@ -9,8 +9,6 @@ Debian's Chromium driven by the playwright client, the app as a subprocess.
 from __future__ import annotations
 
 import re
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -19,18 +17,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.browser.harness import ARTIFACTS, add_user, open_page, running_app
 from tests.browser.test_console import (
-    ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    CSP_WATCH,
     OPERATOR,
     OPERATOR_PW,
     VIEWER,
     VIEWER_PW,
     Console,
-    add_user,
-    gridsight_cmd,
     sign_in,
 )
 from tests.conftest import street_camera, write_config
@@ -83,52 +76,14 @@ def console(short_street: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     seeded = seed_incidents(cfg, plan)
     add_user(cfg, OPERATOR, "operator", OPERATOR_PW)
     add_user(cfg, VIEWER, "viewer", VIEWER_PW)
-    log = (root / "log.txt").open("a")
-    proc = subprocess.Popen(
-        [*gridsight_cmd(), "run", "--config", str(cfg)], stdout=subprocess.PIPE, stderr=log, text=True
-    )
-    try:
-        lines: list[str] = []
-        while not (m := re.search(r"(http://127\.0\.0\.1:\d+)", lines[-1] if lines else "")) and len(lines) < 5:
-            lines.append(proc.stdout.readline())
-        assert m, f"no API line in {lines!r}; log: {(root / 'log.txt').read_text()[-2000:]}"
-        yield Console(m.group(1), root, seeded)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} missing (apt-get install chromium)")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
+    with running_app(cfg, root) as url:
+        yield Console(url, root, seeded)
 
 
 @pytest.fixture
 def page(browser, console: Console, request: pytest.FixtureRequest) -> Iterator[object]:
-    ctx = browser.new_context(base_url=console.url, viewport={"width": 1440, "height": 900}, locale="zh-CN")
-    pg = ctx.new_page()
-    pg.add_init_script(CSP_WATCH)
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    yield pg
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    try:
-        pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}-end.png"), full_page=True)
-        csp = pg.evaluate("window.__csp || []")
-    finally:
-        ctx.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
-    assert not csp, f"Content-Security-Policy violations: {csp}"
+    with open_page(browser, console.url, request.node.name) as pg:
+        yield pg
 
 
 def registered_case(pg, console: Console, incident_id: int, timeout: float = 30) -> tuple[int, str]:

@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import sqlite3
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,23 +27,13 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, street_camera, write_config
+from tests.browser.harness import ARTIFACTS, add_user, open_page, running_app, shot
+from tests.conftest import street_camera, write_config
 
 pytestmark = pytest.mark.browser
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (requirements-dev.txt)")
 expect = sync_api.expect
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-ARTIFACTS = REPO / "test-artifacts" / "browser"
 
 OPERATOR, OPERATOR_PW = "zhang.wei", "Grid-0perator-pw"
 VIEWER, VIEWER_PW = "li.na", "Grid-v1ewer-pw"
@@ -132,19 +119,6 @@ def seed_pending_incidents(cfg: Path, camera_id: str, video: Path, n: int, tmp: 
 # ---------------------------------------------------------------- the app
 
 
-def gridsight_cmd() -> list[str]:
-    exe = Path(sys.executable).with_name("gridsight")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "detector.cli"]
-
-
-def add_user(cfg: Path, name: str, role: str, password: str) -> None:
-    r = subprocess.run(
-        [*gridsight_cmd(), "user", "add", name, "--role", role, "--password-stdin", "--config", str(cfg)],
-        input=password + "\n", capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert r.returncode == 0, f"gridsight user add failed: {r.stdout}{r.stderr}"
-
-
 @dataclass
 class Console:
     url: str
@@ -180,65 +154,17 @@ def console(short_street: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     seeded = seed_pending_incidents(cfg, "street-1", short_street, SEEDED, root)
     add_user(cfg, OPERATOR, "operator", OPERATOR_PW)
     add_user(cfg, VIEWER, "viewer", VIEWER_PW)
-    log = (root / "log.txt").open("a")
-    args = [*gridsight_cmd(), "run", "--config", str(cfg)]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True)
-    try:
-        lines = []
-        while not (m := re.search(r"(http://127\.0\.0\.1:\d+)", lines[-1] if lines else "")) and len(lines) < 5:
-            lines.append(proc.stdout.readline())
-        assert m, f"no API line in {lines!r}; log: {(root / 'log.txt').read_text()[-2000:]}"
-        yield Console(m.group(1), root, seeded)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
+    with running_app(cfg, root) as url:
+        yield Console(url, root, seeded)
 
 
 # ---------------------------------------------------------------- the browser
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} missing (apt-get install chromium)")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
-
-
-CSP_WATCH = """
-window.__csp = [];
-document.addEventListener('securitypolicyviolation', e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));
-"""
-
-
 @pytest.fixture
 def page(browser, console: Console, request: pytest.FixtureRequest) -> Iterator[object]:
-    ctx = browser.new_context(base_url=console.url, viewport={"width": 1440, "height": 900}, locale="zh-CN")
-    pg = ctx.new_page()
-    pg.add_init_script(CSP_WATCH)
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    yield pg
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    try:
-        pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}-end.png"), full_page=True)
-        csp = pg.evaluate("window.__csp || []")
-    finally:
-        ctx.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
-    assert not csp, f"Content-Security-Policy violations: {csp}"
-
-
-def shot(pg, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    pg.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    with open_page(browser, console.url, request.node.name) as pg:
+        yield pg
 
 
 def sign_in(pg, console: Console, user: str = OPERATOR, password: str = OPERATOR_PW) -> None:

@@ -7,9 +7,6 @@ subprocess on the generated street video, the incident opened by the real pipeli
 
 from __future__ import annotations
 
-import re
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -19,7 +16,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from tests.browser.test_console import CHROMIUM, CHROMIUM_ARGS, CSP_WATCH, add_user, gridsight_cmd, shot
+from tests.browser.harness import add_user, open_page, running_app, shot
 from tests.conftest import street_camera, write_config
 
 pytestmark = pytest.mark.browser
@@ -38,16 +35,7 @@ def site(short_street: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     cam["zones"][0]["display_name"] = "东门口"
     cfg = write_config(root, [cam])
     add_user(cfg, OPERATOR, "operator", OPERATOR_PW)
-    log = (root / "log.txt").open("a")
-    proc = subprocess.Popen(
-        [*gridsight_cmd(), "run", "--config", str(cfg)], stdout=subprocess.PIPE, stderr=log, text=True
-    )
-    try:
-        lines: list[str] = []
-        while not (m := re.search(r"(http://127\.0\.0\.1:\d+)", lines[-1] if lines else "")) and len(lines) < 5:
-            lines.append(proc.stdout.readline())
-        assert m, f"no API line in {lines!r}; log: {(root / 'log.txt').read_text()[-2000:]}"
-        url = m.group(1)
+    with running_app(cfg, root) as url:
         with httpx.Client(base_url=url, timeout=10) as http:
             assert http.post("/api/v1/auth/login", json={"username": OPERATOR, "password": OPERATOR_PW}).is_success
             pending: list[dict] = []
@@ -57,31 +45,12 @@ def site(short_street: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                 time.sleep(0.5)
         assert pending, f"no incident to review within 60 s; log: {(root / 'log.txt').read_text()[-2000:]}"
         yield url, pending[0]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
 
 
 @pytest.fixture
-def page(site: tuple[str, dict]) -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} missing (apt-get install chromium)")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        ctx = browser.new_context(base_url=site[0], viewport={"width": 1440, "height": 900}, locale="zh-CN")
-        pg = ctx.new_page()
-        pg.add_init_script(CSP_WATCH)
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
+def page(browser, site: tuple[str, dict], request: pytest.FixtureRequest) -> Iterator[object]:
+    with open_page(browser, site[0], request.node.name) as pg:
         yield pg
-        csp = pg.evaluate("window.__csp || []")
-        browser.close()
-    assert not errors and not csp, (errors, csp)
 
 
 def test_review_shows_the_first_sighting_beside_the_opened_picture_and_the_detection_source(

@@ -7,7 +7,6 @@ as a subprocess on a generated street video, users and a token made with the rea
 from __future__ import annotations
 
 import re
-import signal
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.test_console import CHROMIUM, CHROMIUM_ARGS, CSP_WATCH, add_user, gridsight_cmd
+from tests.browser.harness import add_user, gridsight_cmd, open_page, running_app
 from tests.conftest import street_camera, write_config
 
 pytestmark = pytest.mark.browser
@@ -52,52 +51,20 @@ def site(short_street: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         [*gridsight_cmd(), "token", "create", "platform-bot", "--role", "viewer", "--config", str(cfg)],
         capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
-    log = (root / "log.txt").open("a")
-    proc = subprocess.Popen(
-        [*gridsight_cmd(), "run", "--config", str(cfg)], stdout=subprocess.PIPE, stderr=log, text=True
-    )
-    try:
-        lines: list[str] = []
-        while not (m := re.search(r"(http://127\.0\.0\.1:\d+)", lines[-1] if lines else "")) and len(lines) < 5:
-            lines.append(proc.stdout.readline())
-        assert m, f"no API line in {lines!r}; log: {(root / 'log.txt').read_text()[-2000:]}"
-        yield Site(m.group(1), root, made.stdout.strip())
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} missing (apt-get install chromium)")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
+    with running_app(cfg, root) as url:
+        yield Site(url, root, made.stdout.strip())
 
 
 @pytest.fixture
-def page(browser, site: Site) -> Iterator[object]:
-    ctx = browser.new_context(base_url=site.url, viewport={"width": 1280, "height": 900}, locale="zh-CN")
-    pg = ctx.new_page()
-    pg.add_init_script(CSP_WATCH)
-    errors: list[str] = []
-    outside: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.on("request", lambda r: None if r.url.startswith((site.url, "data:")) else outside.append(r.url))
-    yield pg
-    try:
-        csp = pg.evaluate("window.__csp || []")
-    finally:
-        ctx.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
-    assert not csp, f"Content-Security-Policy violations: {csp}"
+def page(browser, site: Site, request: pytest.FixtureRequest) -> Iterator[object]:
+    outside: list[str] = []  # /docs must work with no internet: nothing is fetched from elsewhere
+
+    def offsite(r) -> None:
+        if not r.url.startswith((site.url, "data:")):
+            outside.append(r.url)
+
+    with open_page(browser, site.url, request.node.name, on_request=offsite) as pg:
+        yield pg
     assert not outside, f"requests off this server: {outside}"
 
 

@@ -9,8 +9,6 @@ stall opens a 占道经营 incident in that zone: the rule that needs a no_vendi
 from __future__ import annotations
 
 import re
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -21,7 +19,7 @@ import pytest
 import yaml
 
 from detector.synthetic.demo import DEMO_NO_VENDING_ZONE
-from tests.browser.test_console import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, CSP_WATCH, add_user, gridsight_cmd
+from tests.browser.harness import ARTIFACTS, add_user, open_page, running_app
 from tests.conftest import street_camera, write_config
 
 pytestmark = pytest.mark.browser
@@ -41,44 +39,14 @@ def running(short_street: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     )
     cfg = write_config(root, [cam])
     add_user(cfg, ADMIN, "admin", ADMIN_PW)
-    log = (root / "log.txt").open("a")
-    proc = subprocess.Popen(
-        [*gridsight_cmd(), "run", "--config", str(cfg)], stdout=subprocess.PIPE, stderr=log, text=True
-    )
-    try:
-        lines: list[str] = []
-        while not (m := re.search(r"(http://127\.0\.0\.1:\d+)", lines[-1] if lines else "")) and len(lines) < 5:
-            lines.append(proc.stdout.readline())
-        assert m, f"no API line in {lines!r}; log: {(root / 'log.txt').read_text()[-2000:]}"
-        yield m.group(1), cfg
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
+    with running_app(cfg, root) as url:
+        yield url, cfg
 
 
 @pytest.fixture
-def page(running: tuple[str, Path], request: pytest.FixtureRequest) -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} missing (apt-get install chromium)")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        ctx = browser.new_context(base_url=running[0], viewport={"width": 1440, "height": 1000}, locale="zh-CN")
-        pg = ctx.new_page()
-        pg.add_init_script(CSP_WATCH)
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
+def page(browser, running: tuple[str, Path], request: pytest.FixtureRequest) -> Iterator[object]:
+    with open_page(browser, running[0], request.node.name, height=1000) as pg:
         yield pg
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}-end.png"), full_page=True)
-        csp = pg.evaluate("window.__csp || []")
-        browser.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
-    assert not csp, f"Content-Security-Policy violations: {csp}"
 
 
 def test_admin_draws_a_zone_and_the_running_pipeline_uses_it(page, running: tuple[str, Path]) -> None:
