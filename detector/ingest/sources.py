@@ -434,13 +434,16 @@ class SnapshotReader(Reader):
         self.health.set_state(CameraState.STOPPED)
 
     def _fetch(self, client: httpx.Client) -> np.ndarray:
-        resp = client.get(self._url)
-        if resp.status_code != 200:
-            raise SourceError(f"{self.safe_url} answered HTTP {resp.status_code}")
-        image = cv2.imdecode(np.frombuffer(resp.content, np.uint8), cv2.IMREAD_COLOR)
-        if image is None:
-            raise SourceError(f"{self.safe_url} did not return a decodable image")
-        return image
+        return _snapshot_image(client.get(self._url), self.safe_url)
+
+
+def _snapshot_image(resp: httpx.Response, safe_url: str) -> np.ndarray:
+    if resp.status_code != 200:
+        raise SourceError(f"{safe_url} answered HTTP {resp.status_code}")
+    image = cv2.imdecode(np.frombuffer(resp.content, np.uint8), cv2.IMREAD_COLOR)
+    if image is None:
+        raise SourceError(f"{safe_url} did not return a decodable image")
+    return image
 
 
 def grab_frame(source: Source, url: str, timeout_s: float = 10.0) -> np.ndarray:
@@ -455,12 +458,7 @@ def grab_frame(source: Source, url: str, timeout_s: float = 10.0) -> np.ndarray:
             resp = httpx.get(url, timeout=timeout_s, follow_redirects=True)
         except httpx.HTTPError as e:
             raise SourceError(f"{safe}: {type(e).__name__}: {str(e).replace(url, safe)}") from e
-        if resp.status_code != 200:
-            raise SourceError(f"{safe} answered HTTP {resp.status_code}")
-        image = cv2.imdecode(np.frombuffer(resp.content, np.uint8), cv2.IMREAD_COLOR)
-        if image is None:
-            raise SourceError(f"{safe} did not return a decodable image")
-        return image
+        return _snapshot_image(resp, safe)
     options = {"rtsp_transport": source.transport} if url.startswith("rtsp://") else {}
     try:
         with av.open(url, options=options, timeout=(timeout_s, timeout_s)) as container:

@@ -484,17 +484,20 @@ class GridSight:
         log.info("camera served", extra={"camera": camera_id, "instance": self.leases.me})
         return self.readers[before:]
 
+    def _stop_readers(self, camera_id: str) -> None:
+        mine = [r for r in self.readers if r.camera_id == camera_id]
+        for r in mine:  # all asked first, then waited for: they stop in parallel
+            r.stop()
+        for r in mine:
+            r.join(15)
+        self.readers = [r for r in self.readers if r.camera_id != camera_id]
+
     def _unserve(self, camera_id: str) -> None:
         """Stops serving a camera whose lease was lost, or that is handed over (then: state saved, lease released)."""
         assert self.leases is not None and isinstance(self.queues, ServedQueues)
         handover = self.leases.handing_over(camera_id)
         self.queues.refuse(camera_id)  # from now on no frame of it reaches the analysis
-        mine = [r for r in self.readers if r.camera_id == camera_id]
-        for r in mine:
-            r.stop()
-        for r in mine:
-            r.join(15)
-        self.readers = [r for r in self.readers if r.camera_id != camera_id]
+        self._stop_readers(camera_id)
         if not self.queues.wait_idle(camera_id, HANDOVER_WAIT_S):
             log.warning("analysis still busy with a camera given up", extra={"camera": camera_id})
         rt = self.pipeline.cameras.get(camera_id)
@@ -606,12 +609,7 @@ class GridSight:
 
     def _drop_camera(self, camera_id: str) -> None:
         """Stops a camera this process serves alone: readers first, then its analysis (state saved)."""
-        mine = [r for r in self.readers if r.camera_id == camera_id]
-        for r in mine:
-            r.stop()
-        for r in mine:
-            r.join(15)
-        self.readers = [r for r in self.readers if r.camera_id != camera_id]
+        self._stop_readers(camera_id)
         self.pipeline.remove(camera_id)
         self.healths.pop(camera_id, None)
         self._health_logged.pop(camera_id, None)
