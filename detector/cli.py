@@ -164,6 +164,46 @@ def cmd_cameras_snapshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cameras_discover(args: argparse.Namespace) -> int:
+    """ONVIF cameras at the given addresses: what each is, its stream and presets; --out writes a camera stub."""
+    import yaml
+
+    from detector.ingest import discover
+
+    try:
+        hosts, ports = discover.expand_hosts(args.hosts), discover.parse_ports(args.ports)
+    except ValueError as e:
+        print(f"gridsight cameras discover: {e}", file=sys.stderr)
+        return 2
+    user, password = os.environ.get(args.username_env), os.environ.get(args.password_env)
+    if password is None:
+        print(f"note: {args.password_env} is not set: asking without credentials", file=sys.stderr)
+    print(f"probing {len(hosts)} host(s) x {len(ports)} port(s), {args.timeout:g} s each ...", file=sys.stderr)
+    found = discover.discover(hosts, ports, user, password, args.timeout)
+    for f in found:
+        if f.info is None:
+            print(f"{f.host}:{f.port}  ONVIF: {f.error}")
+            continue
+        i = f.info
+        presets = ",".join(p.token for p in f.presets) or "none"
+        print(f"{f.host}:{f.port}  {i.manufacturer} {i.model}  serial {i.serial or '-'}  firmware {i.firmware or '-'}"
+              f"  stream {f.stream_uri or '-'}  presets {presets}" + (f"  ({f.error})" if f.error else ""))  # fmt: skip
+    if not found:
+        print("no ONVIF device answered", file=sys.stderr)
+        return 1
+    if args.out is not None:
+        stubs = [discover.camera_stub(f, args.username_env, args.password_env) for f in found if f.info is not None]
+        head = (
+            f"# Written by gridsight cameras discover --hosts {args.hosts} --ports {args.ports}.\n"
+            "# Fill in each camera's location, problems and the zones of each patrol stop; the\n"
+            f"# credentials are read from ${args.username_env} and ${args.password_env} at run time.\n"
+        )
+        body = yaml.safe_dump({"cameras": stubs}, allow_unicode=True, sort_keys=False)
+        args.out.write_text(head + body, encoding="utf-8")
+        print(f"{args.out}: {len(stubs)} camera(s)")
+    return 0
+
+
 def cmd_cases_export(args: argparse.Namespace) -> int:
     from detector.filing.export import export_cases
     from detector.store.db import open_database
@@ -413,6 +453,14 @@ def main(argv: list[str] | None = None) -> int:
     snapshot.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the source")
     _config_option(snapshot)
     snapshot.set_defaults(func=cmd_cameras_snapshot)
+    find = cameras_sub.add_parser("discover", help="find ONVIF cameras at addresses (unicast) and write a YAML stub")
+    find.add_argument("--hosts", required=True, help="addresses, networks and ranges: 10.0.0.5,10.0.1.0/24,10.0.2.1-40")
+    find.add_argument("--ports", default="80,8000,8080,8899", help="ONVIF ports to try (default: 80,8000,8080,8899)")
+    find.add_argument("--username-env", default="ONVIF_USERNAME", help="variable holding the ONVIF user name")
+    find.add_argument("--password-env", default="ONVIF_PASSWORD", help="variable holding the ONVIF password")
+    find.add_argument("--timeout", type=float, default=2.0, help="seconds per host and port")
+    find.add_argument("--out", type=Path, help="write a camera YAML stub here (credentials only as *_env names)")
+    find.set_defaults(func=cmd_cameras_discover)
 
     cases = sub.add_parser("cases", help="case register tools")
     cases_sub = cases.add_subparsers(dest="cases_command", required=True)

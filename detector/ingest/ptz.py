@@ -166,6 +166,7 @@ class OnvifPtz:
             PtzUnreachable, PtzAuthError, PtzError.
         """
         onvif = _import_onvif()
+        await self.close()  # a reconnect after a fault: the old sessions go first
         saved = {k: os.environ[k] for k in _PROXY_VARS if k in os.environ}
         try:  # the constructor pops the proxy variables from the whole process: put them back
             self._cam = onvif.ONVIFCamera(self.host, self.port, self._user, self._password, no_cache=True)
