@@ -184,6 +184,7 @@ class VerificationIn(_Open):
     verification_id: int
     reference: str | None = None
     problem_code: str = Field(pattern=r"^[0-9]{5}$")
+    location: dict[str, Any] | None = None
     result: Literal["present", "absent", "cannot_see"]
     requested_at: AwareDatetime
     answered_at: AwareDatetime

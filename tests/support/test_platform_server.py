@@ -447,18 +447,19 @@ def test_fault_settings_survive_a_restart(tmp_path):
 
 # ------------------------------------------------------------------ the docs match the server
 def test_openapi_document_matches_the_server():
-    from .platform_server import STATUSES, CaseIn, EvidenceItem, UpdateIn
+    from .platform_server import STATUSES, CaseIn, EvidenceItem, UpdateIn, VerificationIn
 
     spec = yaml.safe_load((REPO / "docs/platform-api.openapi.yaml").read_text(encoding="utf-8"))
     assert spec["openapi"].startswith("3.1")
     schemas = spec["components"]["schemas"]
-    for name, model in (("Case", CaseIn), ("Update", UpdateIn), ("EvidenceItem", EvidenceItem)):
+    models = (("Case", CaseIn), ("Update", UpdateIn), ("EvidenceItem", EvidenceItem))
+    for name, model in (*models, ("VerificationAnswer", VerificationIn)):
         fields = {f.alias or n for n, f in model.model_fields.items()}
         required = {f.alias or n for n, f in model.model_fields.items() if f.is_required()}
         assert set(schemas[name]["properties"]) == fields, name
         assert set(schemas[name].get("required", [])) == required, name
     assert tuple(schemas["StatusName"]["enum"]) == STATUSES
     paths = spec["paths"]
-    assert {"/cases", "/cases/{case_id}", "/cases/{case_id}/updates"} <= set(paths)
+    assert {"/cases", "/cases/{case_id}", "/cases/{case_id}/updates", "/verifications"} <= set(paths)
     assert "post" in paths["/cases"] and "get" in paths["/cases"]
     assert "platformStatus" in spec["webhooks"]
