@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
 
-from api import auth, cases, docs, guides, incidents, models, monitor, public, users, verifications, zones
+from api import auth, cases, docs, guides, incidents, models, monitor, ptz, public, users, verifications, zones
 from api.deps import ApiContext
 
 STATIC = Path(__file__).with_name("static")
@@ -49,7 +49,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     )
     app.state.ctx = ctx
     app.add_middleware(Hardening)
-    for module in (auth, monitor, incidents, cases, models, public, guides, zones, users, verifications):
+    for module in (auth, monitor, ptz, incidents, cases, models, public, guides, zones, users, verifications):
         app.include_router(module.router)
     app.include_router(monitor.ops)
     docs.mount(app)

@@ -17,6 +17,7 @@ from detector.config import Camera
 from detector.filing.cases import CaseService
 from detector.incidents.evidence import EvidenceStore
 from detector.ingest.health import HealthSnapshot
+from detector.ingest.patrol import Patrol
 from detector.models.deployments import ModelStore
 from detector.rules.taxonomy import Taxonomy
 from detector.runtime.reload import ReloadResult
@@ -46,6 +47,8 @@ class ApiContext:
     latest_picture: Callable[[str], bytes | None] = lambda _camera_id: None
     config_dir: Path | None = None  # the camera files the zone editor writes; None: not editable
     reload: Callable[[], ReloadResult] | None = None  # loads the config folder again and applies it
+    #: a PTZ camera's patrol run by this process (lock, release, its state); None: none here
+    patrol: Callable[[str], Patrol | None] = lambda _camera_id: None
     verification_timeout_s: float = 120.0  # 核实: how long a camera may take to answer (settings)
     login_limiter: LoginLimiter = field(default_factory=LoginLimiter)
 

@@ -18,6 +18,7 @@ from sqlalchemy import func, select, text
 
 from api.accounts import Principal
 from api.deps import ApiContext, ContextDep, Reader, SessionDep
+from api.ptz import patrol_public
 from api.redact import camera_error
 from api.schemas import CameraPublic, HealthEventPublic, ZonePublic, errors
 from detector.config import Camera
@@ -40,6 +41,7 @@ def camera_public(ctx: ApiContext, cam: Camera, who: Principal) -> CameraPublic:
         cadence_s=cam.cadence_s, problems=cam.problems, address=cam.location.address,
         street=cam.location.street, community=cam.location.community,
         zones=[ZonePublic.model_validate(z.model_dump(mode="json")) for z in cam.zones],
+        patrol=patrol_public(p) if (p := ctx.patrol(cam.id)) is not None else None,
     )  # fmt: skip
 
 

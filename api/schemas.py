@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MAX_ID = 2**62  # database integers: larger ids cannot exist (and would overflow SQLite)
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -57,6 +57,20 @@ class CameraPublic(BaseModel):
     street: str
     community: str
     zones: list[ZonePublic] = Field(default_factory=list, description="The zones the camera runs with now.")
+    patrol: PatrolPublic | None = Field(None, description="The preset patrol (轮巡) of a PTZ camera; None: none.")
+
+
+class PatrolPublic(BaseModel):
+    preset: str | None = Field(description="The preset it is at or heading for; None while locked or in fault.")
+    state: str = Field(description="starting, moving, settling, dwelling, locked, fault or stopped")
+    settled: bool = Field(description="Frames are being analysed as this preset's.")
+    locked_until: datetime | None = Field(description="Held for an operator (or a manual move) until then.")
+
+
+class PtzLock(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seconds: float = Field(gt=0, le=86400, description="How long the patrol holds; a move meanwhile extends it.")
 
 
 class EvidencePublic(BaseModel):

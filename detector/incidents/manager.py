@@ -47,6 +47,7 @@ class ActiveIncident:
     id: int
     state: str
     last_seen: datetime
+    away_at_seen: timedelta = timedelta(0)  # the camera's `away` when it was last seen
 
 
 @dataclass
@@ -61,6 +62,7 @@ class PendingOpen:
     files: list[StoredFile]
     clip: Future[Path | None] | None
     reopen_id: int | None
+    owner: str  # the key of the CameraIncidents it belongs to
     started: float = field(default_factory=time.monotonic)
 
 
@@ -71,8 +73,12 @@ class CameraIncidents:
     rules: CameraRules
     tracker: PersistenceTracker
     ring: PacketRing | None
+    prefix: str  # what every case key here starts with: "camera|", or "camera|preset|" for one patrol stop
     active: dict[str, ActiveIncident] = field(default_factory=dict)
     cleared: dict[str, datetime] = field(default_factory=dict)  # key -> when it last cleared
+    # Unobserved time so far: a patrolling camera looking at its other presets. It does not count towards
+    # clearing, else every problem would clear on each lap (its clear_minutes passing while the camera is away).
+    away: timedelta = timedelta(0)
 
 
 class IncidentManager:
@@ -96,31 +102,40 @@ class IncidentManager:
 
     # ------------------------------------------------------------ setup
 
-    def attach(self, rules: CameraRules, ring: PacketRing | None) -> CameraIncidents:
-        """Loads a camera's active incidents and persistence candidates from the database."""
+    def attach(self, rules: CameraRules, ring: PacketRing | None, key: str | None = None) -> CameraIncidents:
+        """Loads a camera's active incidents and persistence candidates from the database.
+
+        `key`: where `process` finds this state; None: the camera id. A patrol stop's state is one
+        preset's own (`rules.camera` is `Camera.at_stop`): only the incidents and candidates keyed by it.
+        """
         cam = rules.camera
+        key = key or cam.id
+        prefix = f"{cam.id}|" if key == cam.id else f"{cam.id}|{cam.ptz_preset or '-'}|"
         tracker = PersistenceTracker(rules)
-        state = CameraIncidents(rules, tracker, ring)
+        state = CameraIncidents(rules, tracker, ring, prefix)
         with self.sessions.begin() as s:
             if s.get(CameraRow, cam.id) is None:  # the row that carries the camera's clock
                 s.add(CameraRow(id=cam.id, name=cam.name, state="connecting", updated_at=datetime.now(UTC)))
+            mine = Incident.case_key.startswith(prefix, autoescape=True)
             for inc in s.scalars(
-                select(Incident).where(Incident.camera_id == cam.id, Incident.active_key.is_not(None))
+                select(Incident).where(Incident.camera_id == cam.id, mine, Incident.active_key.is_not(None))
             ):
                 state.active[inc.case_key] = ActiveIncident(inc.id, inc.state, inc.last_seen_at)
             last_cleared = (
                 select(Incident.case_key, func.max(Incident.cleared_at))
-                .where(Incident.camera_id == cam.id, Incident.state == "cleared")
+                .where(Incident.camera_id == cam.id, mine, Incident.state == "cleared")
                 .group_by(Incident.case_key)
             )
             state.cleared = {key: at for key, at in s.execute(last_cleared)}
             for row in s.scalars(select(CandidateRow).where(CandidateRow.camera_id == cam.id)):
+                if not row.case_key.startswith(prefix):
+                    continue  # another preset's
                 code = row.case_key.split("|")[3]
                 if code not in rules.rules:
                     continue  # the camera no longer watches this problem
                 n = rules.rules[code].persistence.n
                 tracker.candidates[row.case_key] = Candidate.from_row(row.case_key, code, n, row)
-        self.cameras[cam.id] = state
+        self.cameras[key] = state
         return state
 
     # ------------------------------------------------------------ per analysis
@@ -132,10 +147,14 @@ class IncidentManager:
         findings: list[Finding],
         ts: datetime,
         codes: frozenset[str] | None = None,
+        away: timedelta = timedelta(0),
     ) -> None:
-        """One analysis of a camera; `codes`: only these problems were looked at (the others stand still)."""
+        """One analysis of a camera (`camera_id`: the key it was attached under); `codes`: only these problems
+        were looked at (the others stand still); `away`: how long before this frame the view went unobserved
+        (a patrol elsewhere), which its open incidents do not count towards clearing."""
         cam = self.cameras[camera_id]
-        keep = set(cam.active) | {k for k in self.pending if k.startswith(camera_id + "|")}
+        cam.away += away
+        keep = set(cam.active) | {k for k in self.pending if k.startswith(cam.prefix)}
         recent = [k for k, at in cam.cleared.items() if timedelta(0) <= ts - at <= self.recur_window]
         frames_before = {c.first_frame for c in cam.tracker.candidates.values()} - {None}
         hit = cam.tracker.update(findings, ts, keep, recent, codes)
@@ -152,13 +171,14 @@ class IncidentManager:
                 hit=key in hit,
                 qualifies=qualifies,
                 active_last_seen=act.last_seen if act else None,
+                away=cam.away - act.away_at_seen if act else timedelta(0),
                 last_cleared_at=cam.cleared.get(key) if qualifies else None,
                 ts=ts,
                 rule=cam.tracker.rule(c),
                 recur_window=self.recur_window,
             )
             if action in (Action.OPEN, Action.RECUR):
-                self._begin_open(cam, key, action, c, image, ts)
+                self._begin_open(camera_id, cam, key, action, c, image, ts)
             elif action is not None:
                 updates.append((action, key, c))
         if cam.ring is not None:  # every clip this frame needs is requested: the ring may let older packets go
@@ -166,9 +186,14 @@ class IncidentManager:
         with self.sessions.begin() as s:
             for action, key, c in updates:
                 self._apply(s, cam, action, key, c, ts, image)
-            s.execute(update(CameraRow).where(CameraRow.id == camera_id).values(last_frame_at=ts))
-            s.execute(delete(CandidateRow).where(CandidateRow.camera_id == camera_id))
-            s.add_all(CandidateRow(camera_id=camera_id, **c.to_row()) for c in cam.tracker.candidates.values())
+            cam_id = cam.rules.camera.id
+            s.execute(update(CameraRow).where(CameraRow.id == cam_id).values(last_frame_at=ts))
+            s.execute(
+                delete(CandidateRow).where(
+                    CandidateRow.camera_id == cam_id, CandidateRow.case_key.startswith(cam.prefix, autoescape=True)
+                )
+            )
+            s.add_all(CandidateRow(camera_id=cam_id, **c.to_row()) for c in cam.tracker.candidates.values())
         gone = frames_before - {c.first_frame for c in cam.tracker.candidates.values()}
         if gone:  # windows that ended without an incident, or pictures replaced: after the commit, as always
             self._unlink_unreferenced(gone)
@@ -184,7 +209,7 @@ class IncidentManager:
         if action is Action.PRESENT:
             inc.last_seen_at = ts
             inc.score = max(inc.score, c.score)
-            act.last_seen = ts
+            act.last_seen, act.away_at_seen = ts, cam.away
             if (cases := self._cases_for(inc.problem_code)) is not None:
                 cases.on_present(s, inc, ts, image)
             if inc.state not in ("open", "recurred") or ts <= inc.opened_at:
@@ -207,7 +232,14 @@ class IncidentManager:
     # ------------------------------------------------------------ opening
 
     def _begin_open(
-        self, cam: CameraIncidents, key: str, action: Action, c: Candidate, image: NDArray[np.uint8], ts: datetime
+        self,
+        owner: str,
+        cam: CameraIncidents,
+        key: str,
+        action: Action,
+        c: Candidate,
+        image: NDArray[np.uint8],
+        ts: datetime,
     ) -> None:
         camera = cam.rules.camera
         minutes = max(0, int((ts - c.first_seen).total_seconds() // 60))
@@ -235,7 +267,7 @@ class IncidentManager:
                     .order_by(Incident.cleared_at.desc())
                     .limit(1)
                 )
-        self.pending[key] = PendingOpen(camera, key, action, c, ts, files, clip, reopen_id)
+        self.pending[key] = PendingOpen(camera, key, action, c, ts, files, clip, reopen_id, owner)
 
     def _annotated(
         self, cam: CameraIncidents, key: str, c: Candidate, image: NDArray[np.uint8], ts: datetime, stage: str
@@ -286,7 +318,7 @@ class IncidentManager:
         return done
 
     def _commit_open(self, p: PendingOpen, files: list[StoredFile]) -> None:
-        cam = self.cameras[p.camera.id]
+        cam = self.cameras[p.owner]
         c, ts = p.candidate, p.ts
         zone = p.key.split("|")[2]
         details = {"label": c.finding.label if c.finding else None, "extras": c.finding.extras if c.finding else {}}
@@ -330,9 +362,9 @@ class IncidentManager:
             with self.sessions() as s:
                 row = s.scalar(select(Incident).where(Incident.active_key == p.key))
                 if row is not None:
-                    cam.active[p.key] = ActiveIncident(row.id, row.state, row.last_seen_at)
+                    cam.active[p.key] = ActiveIncident(row.id, row.state, row.last_seen_at, cam.away)
             return
-        cam.active[p.key] = ActiveIncident(inc.id, inc.state, ts)
+        cam.active[p.key] = ActiveIncident(inc.id, inc.state, ts, cam.away)
         self._log(p.action, inc)
 
     def _cases_for(self, code: str) -> CaseService | None:

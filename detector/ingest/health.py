@@ -53,6 +53,7 @@ class CameraHealth:
         self.decode_seconds = 0.0  # CPU spent decoding due frames (thread time)
         self._view: str | None = None  # written by the analysis thread (tamper check)
         self._view_since: datetime | None = None
+        self._ptz_error: str | None = None  # the patrol cannot steer the camera (written by its thread)
 
     @property
     def state(self) -> CameraState:
@@ -82,6 +83,11 @@ class CameraHealth:
             self._view, self._view_since = fault, since if fault else None
             return True
 
+    def set_ptz_error(self, error: str | None) -> None:
+        """The patrol's fault (unreachable ONVIF, refused credentials), shown as the camera's error; None: cleared."""
+        with self._lock:
+            self._ptz_error = error
+
     @property
     def view(self) -> str | None:
         return self._view
@@ -104,7 +110,7 @@ class CameraHealth:
         now = time.monotonic()
         with self._lock:
             tampered = self._view is not None and self._state is CameraState.LIVE
-            error = self.last_error
+            error = self._ptz_error or self.last_error
             if tampered:
                 since = f" since {self._view_since.isoformat()}" if self._view_since else ""
                 error = f"camera view {self._view}{since}: rules paused"

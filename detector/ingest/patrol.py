@@ -153,6 +153,25 @@ class StillPicture:
         return self._still >= self.frames
 
 
+class _Failing:
+    """The PtzControl of a camera that cannot be steered: every call is `error`."""
+
+    def __init__(self, camera_id: str, error: PtzError) -> None:
+        self.camera_id, self.error = camera_id, error
+
+    def connect(self) -> DeviceInfo:
+        raise self.error
+
+    def presets(self) -> list[Preset]:
+        raise self.error
+
+    def goto(self, token: str) -> Preset:
+        raise self.error
+
+    def status(self) -> PtzStatus:
+        raise self.error
+
+
 class _Taken(Exception):
     """Someone else has the camera: leave the stop, hold, come back to it."""
 
@@ -175,6 +194,8 @@ class Patrol:
         self.stops = list(stops)
         self.opts = options or PatrolOptions()
         self.on_event = on_event
+        #: the preset someone needs next (a 核实 request: `VerificationDesk.wanted_preset`); None: none
+        self.wanted: Callable[[], str | None] | None = None
         self._cond = threading.Condition()
         self._state = PatrolState.STARTING
         self._view = View(None, False, 0)
@@ -197,16 +218,33 @@ class Patrol:
         ptz = PtzCamera.from_settings(camera.id, camera.ptz)
         return cls(ptz, camera.patrol, PatrolOptions.from_settings(camera.ptz), on_event)
 
+    @classmethod
+    def failing(cls, camera: Camera, error: PtzError, on_event: Callable[[PatrolEvent], None] | None = None) -> Patrol:
+        """A patrol that cannot steer its camera (no credentials): in FAULT with `error`, analysing nothing,
+        so the camera still shows its video and says why it does not patrol."""
+        assert camera.ptz is not None
+        return cls(_Failing(camera.id, error), camera.patrol, PatrolOptions.from_settings(camera.ptz), on_event)
+
     # ------------------------------------------------------------ what the pipeline calls
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
+        """Ends the thread and closes the camera's ONVIF sessions."""
         with self._cond:
             self._halt = True
             self._cond.notify_all()
-        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        if (close := getattr(self.ptz, "close", None)) is not None:
+            close()
+
+    def locked_for(self) -> float | None:
+        """Seconds the patrol still holds for someone else (a lock, a manual move); None: not held."""
+        with self._cond:
+            left = self._lock_until - time.monotonic()
+        return left if left > 0 else None
 
     @property
     def state(self) -> PatrolState:
@@ -287,7 +325,7 @@ class Patrol:
     # ------------------------------------------------------------ the patrol's thread
 
     def _run(self) -> None:
-        i, ready = 0, False
+        i, ready, last = 0, False, None
         try:
             while True:
                 try:
@@ -295,8 +333,11 @@ class Patrol:
                         self._ready()
                         ready = True
                     self._hold()
-                    self._visit(self.stops[i])
-                    i = (i + 1) % len(self.stops)
+                    stop = self._detour(last) or self.stops[i]
+                    self._visit(stop)
+                    last = stop
+                    if stop is self.stops[i]:  # a detour keeps the order of the list
+                        i = (i + 1) % len(self.stops)
                 except _Taken:
                     continue  # the same stop again once the camera is free
                 except PtzError as e:
@@ -308,6 +349,11 @@ class Patrol:
         except _Halt:
             pass
         self._set(PatrolState.STOPPED, None, View(None, False, self.current().visit))
+
+    def _detour(self, last: Stop | None) -> Stop | None:
+        """The stop a request wants next, if it is not the one just left (its frames answered it, or could not)."""
+        want = self.wanted() if self.wanted is not None else None
+        return next((s for s in self.stops if s.preset == want and s is not last), None)
 
     def _ready(self) -> None:
         """Connects and checks that every stop's preset is on the camera."""

@@ -148,12 +148,17 @@ def decide(
     ts: datetime,
     rule: RuleSpec,
     recur_window: timedelta,
+    away: timedelta = timedelta(0),
 ) -> Action | None:
-    """What happens to the incident at one key after one analysis."""
+    """What happens to the incident at one key after one analysis.
+
+    `away`: of the time since it was last seen, how much nobody looked (a patrol at other presets). Clearing
+    counts only observed time without it: the problem was not seen gone, only not seen.
+    """
     if active_last_seen is not None:
         if hit:
             return Action.PRESENT
-        if ts - active_last_seen >= timedelta(minutes=rule.clear_minutes):
+        if ts - active_last_seen - away >= timedelta(minutes=rule.clear_minutes):
             return Action.CLEAR
         return None
     if not qualifies:

@@ -39,6 +39,8 @@ from detector.filing.platform import make_adapter
 from detector.incidents.evidence import EvidenceStore
 from detector.incidents.manager import IncidentManager
 from detector.ingest.health import CameraHealth, CameraState, HealthSnapshot
+from detector.ingest.patrol import Patrol, PatrolEvent, PatrolState
+from detector.ingest.ptz import PtzError
 from detector.ingest.ring import PacketRing
 from detector.ingest.sources import (
     Reader,
@@ -55,7 +57,7 @@ from detector.models.shadow import ShadowTap
 from detector.rules.engine import CameraRules
 from detector.runtime.events import Events, build_events
 from detector.runtime.leases import LeaseKeeper, ServedQueues, default_instance_id
-from detector.runtime.pipeline import CameraRuntime, FrameQueues, Pipeline, jpeg
+from detector.runtime.pipeline import CameraRuntime, FrameQueues, Pipeline, jpeg, stateful
 from detector.runtime.reload import ConfigWatch, ReloadResult, plan
 from detector.store.db import CameraHealthEvent, CameraLease, CameraRow, ModelFinding, open_database
 from detector.synthetic.demo_camera import demo_camera
@@ -75,6 +77,7 @@ class GridSight:
     config: LoadedConfig
     healths: dict[str, CameraHealth] = field(default_factory=dict)
     readers: list[Reader] = field(default_factory=list)
+    patrols: dict[str, Patrol] = field(default_factory=dict)  # camera id → its patrol (started after its readers)
     _stop: threading.Event = field(default_factory=threading.Event)
     _models: dict[tuple[str, str], OnnxModel | None] = field(default_factory=dict)  # None: could not be loaded
     _detectors: list[tuple[str, str, ObjectDetector]] = field(default_factory=list)  # camera, model, detector
@@ -141,6 +144,7 @@ class GridSight:
                 try:
                     self._add_camera(cam)
                 except (SourceError, ValueError, OSError) as e:
+                    self._drop_patrol(cam.id)
                     log.error("camera skipped", extra={"camera": cam.id, "error": str(e)})
         if self.role != "worker":  # workers leave the API and the filer to their supervisor
             self._start_api()
@@ -149,17 +153,30 @@ class GridSight:
         self.desk.start()
         for r in self.readers:
             r.start()
+        for p in self.patrols.values():
+            p.start()
         if self.watch_config and self.config_dir is not None and self.config_dir.is_dir():
             self._watch = ConfigWatch(self.config_dir)
         log.info("gridsight started", extra={"cameras": len(self.pipeline.cameras), "api_port": self.api_port})
 
     def _add_camera(self, cam: Camera) -> None:
         s = self.config.settings
-        rules = CameraRules.build(cam, self.config.taxonomy)
-        analyzers = self._analyzers(cam, rules)
-        tamper = TamperDetector()  # a moved/covered/blurred view pauses the camera's rules
-        resume = self._restore(cam, [*analyzers, tamper])
         health = CameraHealth(cam.id)
+        rules = CameraRules.build(cam, self.config.taxonomy)
+        if cam.patrol:  # each preset analysed as a view of its own; the camera itself only routes frames
+            rt = CameraRuntime(cam, rules, health, [], None, patrol=self._patrol(cam, health))
+            self.patrols[cam.id] = rt.patrol  # (registered at once: a camera that fails below drops it)
+            for stop in cam.patrol:
+                view = cam.at_stop(stop)
+                view_rules = CameraRules.build(view, self.config.taxonomy)
+                rt.stops[stop.preset] = CameraRuntime(
+                    view, view_rules, health, self._analyzers(view, view_rules), self._gate(view, view_rules),
+                    TamperDetector(), incident_key=f"{cam.id}|{stop.preset}",
+                )  # fmt: skip
+        else:
+            tamper = TamperDetector()  # a moved/covered/blurred view pauses the camera's rules
+            rt = CameraRuntime(cam, rules, health, self._analyzers(cam, rules), self._gate(cam, rules), tamper)
+        resume = self._restore(cam, stateful(rt))
         file_src = is_file_source(cam.source.url)
         opts = ReaderOptions(  # the ring's most: a file reader may run a queue's depth (+1 in analysis) ahead
             cadence_s=cam.cadence_s,
@@ -196,11 +213,35 @@ class GridSight:
                     )
                 )
         self.healths[cam.id] = health
-        self.incidents.attach(rules, ring)
-        gate = None
-        if cam.gate.enabled:
-            gate = SceneGate(cam.gate.threshold, timedelta(minutes=cam.gate.max_skip_minutes), rules.zones)
-        self.pipeline.add(CameraRuntime(cam, rules, health, analyzers, gate, tamper))
+        if rt.patrol is None:
+            self.incidents.attach(rules, ring)
+        for stop_rt in rt.stops.values():
+            self.incidents.attach(stop_rt.rules, ring, key=stop_rt.incident_key)
+        if rt.patrol is not None:
+            rt.patrol.wanted = partial(self.desk.wanted_preset, cam.id)  # a 核实 request's preset goes first
+        self.pipeline.add(rt)
+
+    @staticmethod
+    def _gate(cam: Camera, rules: CameraRules) -> SceneGate | None:
+        if not cam.gate.enabled:
+            return None
+        return SceneGate(cam.gate.threshold, timedelta(minutes=cam.gate.max_skip_minutes), rules.zones)
+
+    def _patrol(self, cam: Camera, health: CameraHealth) -> Patrol:
+        """The camera's patrol, reporting into its health; without credentials one that only says so."""
+
+        def on_event(e: PatrolEvent) -> None:
+            if e.state is PatrolState.FAULT:
+                health.set_ptz_error(f"patrol: {e.reason}")
+            elif e.state is not PatrolState.STARTING:  # (a retry is not yet a success)
+                health.set_ptz_error(None)
+
+        try:
+            return Patrol.from_camera(cam, on_event=on_event)
+        except PtzError as e:
+            log.error("camera cannot patrol", extra={"camera": cam.id, "error": str(e)})
+            health.set_ptz_error(f"patrol: {e}")
+            return Patrol.failing(cam, e, on_event=on_event)
 
     def _analyzers(self, cam: Camera, rules: CameraRules) -> list[Analyzer]:
         """The analyzers the camera's problems need (or its config forces)."""
@@ -325,6 +366,7 @@ class GridSight:
             people=self._people_finder(),
             cookie_secure=s.api_cookie_secure,
             verification_timeout_s=s.verification_timeout_s,
+            patrol=self.patrols.get,
             **platform_callbacks(s.platform),
         )
         self._ctx = ctx
@@ -459,6 +501,8 @@ class GridSight:
         for camera_id in sorted(held.keys() - self.pipeline.cameras.keys()):
             for r in self._serve(camera_id):
                 r.start()  # a reader may start late: its frames join the running pipeline
+            if (patrol := self.patrols.get(camera_id)) is not None:
+                patrol.start()
 
     def _serve(self, camera_id: str) -> list[Reader]:
         """Adds a camera this instance just got the lease of; returns its readers (not started)."""
@@ -472,6 +516,7 @@ class GridSight:
             self._add_camera(cam)
         except Exception as e:
             del self.readers[before:]
+            self._drop_patrol(camera_id)
             self.queues.refuse(camera_id)
             self.healths.pop(camera_id, None)
             self.pipeline.cameras = {k: v for k, v in self.pipeline.cameras.items() if k != camera_id}
@@ -484,7 +529,14 @@ class GridSight:
         log.info("camera served", extra={"camera": camera_id, "instance": self.leases.me})
         return self.readers[before:]
 
+    def _drop_patrol(self, camera_id: str) -> None:
+        """Stops the camera's patrol (or, one not started, lets its ONVIF sessions go)."""
+        if (patrol := self.patrols.pop(camera_id, None)) is not None:
+            patrol.stop()
+
     def _stop_readers(self, camera_id: str) -> None:
+        """Stops the camera's patrol, then its readers (the mirror of their start)."""
+        self._drop_patrol(camera_id)
         mine = [r for r in self.readers if r.camera_id == camera_id]
         for r in mine:  # all asked first, then waited for: they stop in parallel
             r.stop()
@@ -514,7 +566,7 @@ class GridSight:
         while any(k.startswith(camera_id + "|") for k in list(self.incidents.pending)) and time.monotonic() < end:
             time.sleep(0.1)
         if rt is not None and self.leases.handing_over(camera_id):  # still ours after the waits: so is its state
-            blob = pack_states([*rt.analyzers, *([rt.tamper] if rt.tamper is not None else [])])
+            blob = pack_states(stateful(rt))
             if blob is not None:
                 self._save_analyzer_state(camera_id, blob)
         self.leases.release([camera_id])  # (only if still mine)
@@ -624,6 +676,7 @@ class GridSight:
             self._add_camera(cam)
         except (SourceError, ValueError, OSError) as e:
             del self.readers[before:]
+            self._drop_patrol(cam.id)
             self.pipeline.cameras = {k: v for k, v in self.pipeline.cameras.items() if k != cam.id}
             self.healths.pop(cam.id, None)
             self._detectors = [d for d in self._detectors if d[0] != cam.id]
@@ -631,6 +684,8 @@ class GridSight:
             return f"camera {cam.id} skipped: {e}"
         for r in self.readers[before:]:
             r.start()
+        if (patrol := self.patrols.get(cam.id)) is not None:
+            patrol.start()
         log.info("camera started by a config reload", extra={"camera": cam.id})
         return None
 
@@ -705,6 +760,9 @@ class GridSight:
             held = self.leases.held()
             for camera_id in [c for c in self.pipeline.cameras if c not in held]:
                 self._unserve(camera_id)  # lost just now: its state is no longer ours to save
+        for patrol in self.patrols.values():  # before the readers: the mirror of the start
+            patrol.stop()
+        self.patrols.clear()
         for r in self.readers:
             r.stop()
         for r in self.readers:

@@ -21,6 +21,7 @@ from detector.analysis.tamper import TamperDetector
 from detector.config import Camera
 from detector.incidents.manager import IncidentManager
 from detector.ingest.health import CameraHealth
+from detector.ingest.patrol import Patrol
 from detector.rules.engine import MAINTENANCE, CameraRules, Finding
 from detector.types import Frame, Observations
 
@@ -104,6 +105,15 @@ class CameraRuntime:
     last_image: NDArray[np.uint8] | None = None  # a preview of the newest analysed frame (see `preview`)
     full_jpeg: bytes | None = None  # a full-resolution JPEG of a recent frame (the zone editor draws on it)
     full_at: float | None = None  # monotonic s of `full_jpeg`
+    # A patrolling camera: the patrol says which preset a frame is at, and each preset has a runtime of its
+    # own (built from `camera.at_stop`: its rules, gate, tamper reference, analyzers and incidents), kept
+    # for the life of the camera, so the next lap continues where the last visit left off.
+    patrol: Patrol | None = None
+    stops: dict[str, CameraRuntime] = field(default_factory=dict)
+    incident_key: str | None = None  # where the incident manager keeps this runtime's state; None: camera.id
+    unsettled: int = 0  # frames not analysed: the patrol was moving, settling, locked or in fault
+    visit: int = 0  # a stop: the patrol visit of its last analysed frame
+    last_ts: datetime | None = None  # a stop: its last analysed frame's time
 
 
 class Pipeline:
@@ -157,42 +167,69 @@ class Pipeline:
             self.incidents.poll()
 
     def analyse(self, frame: Frame) -> None:
-        rt = self.cameras.get(frame.camera_id)
-        if rt is None:  # a frame still queued from a camera that a reload removed
+        cam = self.cameras.get(frame.camera_id)
+        if cam is None:  # a frame still queued from a camera that a reload removed
             return
+        if cam.patrol is None:
+            return self._analyse(cam, cam, frame)
+        try:
+            view = cam.patrol.observe(frame.image)
+        except Exception:
+            cam.errors += 1
+            log.exception("patrol observe failed", extra={"camera": cam.camera.id, "frame": frame.index})
+            return
+        stop = cam.stops.get(view.preset) if view.settled and view.preset is not None else None
+        if stop is None:  # a turning picture is no view at all: no gate, tamper, background nor incident
+            cam.unsettled += 1
+            cam.health.analysed(frame.ts)
+            cam.last_image = preview(frame.image)
+            return None
+        away = timedelta(0)
+        if view.visit != stop.visit and stop.last_ts is not None:  # back from the other presets
+            away = max(timedelta(0), frame.ts - stop.last_ts)
+        stop.visit, stop.last_ts = view.visit, frame.ts
+        return self._analyse(cam, stop, frame, away)
+
+    def _analyse(self, cam: CameraRuntime, rt: CameraRuntime, frame: Frame, away: timedelta = timedelta(0)) -> None:
+        """One frame of camera `cam` through `rt`: the camera's own runtime, or its patrol stop's."""
         started = time.perf_counter()
         try:
             usable, findings = self._view(rt, frame)
             codes: frozenset[str] | None = None  # None: every problem was looked at
             if usable and _blank(frame.image):  # black or grey (a decoder gap, a dead sensor): nothing to see
                 usable, codes = False, frozenset()
-                rt.blank += 1
+                cam.blank += 1
             elif not usable:  # no new incidents from a view that is not the configured one; open ones stand still
                 # (a frame that only looks off, not yet confirmed, moves nothing, not even maintenance)
                 codes = ONLY_MAINTENANCE if findings else frozenset()
-                rt.paused += 1
+                cam.paused += 1
             obs: Observations | None = None
             if usable:
+                before = rt.analyses
                 found, obs = self._findings(rt, frame)
+                if rt is not cam:
+                    cam.analyses += rt.analyses - before
                 findings += found
-            self.incidents.process(rt.camera.id, frame.image, findings, frame.ts, codes=codes)
+            key = rt.incident_key or rt.camera.id
+            self.incidents.process(key, frame.image, findings, frame.ts, codes=codes, away=away)
             if self.watch is not None:
                 self.watch(rt, frame, obs)
-            rt.health.analysed(frame.ts)
-            rt.frames += 1
-            rt.last_image = preview(frame.image)
+            cam.health.analysed(frame.ts)
+            cam.frames += 1
+            cam.last_image = preview(frame.image)
             if frame.image.shape[1] > PREVIEW_WIDTH and (
-                rt.full_at is None or time.monotonic() - rt.full_at > FULL_EVERY_S
+                cam.full_at is None or time.monotonic() - cam.full_at > FULL_EVERY_S
             ):
-                rt.full_jpeg, rt.full_at = jpeg(frame.image), time.monotonic()
-            if rt.state_saved_at is None or frame.ts - rt.state_saved_at >= STATE_EVERY or frame.ts < rt.state_saved_at:
-                self._persist_state(rt, frame.ts)
+                cam.full_jpeg, cam.full_at = jpeg(frame.image), time.monotonic()
+            saved = cam.state_saved_at
+            if saved is None or frame.ts - saved >= STATE_EVERY or frame.ts < saved:
+                self._persist_state(cam, frame.ts)
         except Exception:  # one bad frame or camera must not stop the others
-            rt.errors += 1
-            log.exception("analysis failed", extra={"camera": rt.camera.id, "frame": frame.index, "errors": rt.errors})
+            cam.errors += 1
+            log.exception("analysis failed", extra={"camera": rt.camera.id, "frame": frame.index, "errors": cam.errors})
         finally:
-            rt.analysis_seconds += time.perf_counter() - started
-            rt.lag_s = time.monotonic() - frame.arrived
+            cam.analysis_seconds += time.perf_counter() - started
+            cam.lag_s = time.monotonic() - frame.arrived
 
     @staticmethod
     def _view(rt: CameraRuntime, frame: Frame) -> tuple[bool, list[Finding]]:
@@ -224,8 +261,7 @@ class Pipeline:
         return rt.rules.findings(obs, frame.ts), obs
 
     def _persist_state(self, rt: CameraRuntime, ts: datetime | None = None) -> None:
-        parts: list[Stateful] = [*rt.analyzers, *([rt.tamper] if rt.tamper is not None else [])]
-        blob = pack_states(parts)
+        blob = pack_states(stateful(rt))
         if blob is not None:
             self._save_state(rt.camera.id, blob)
         if ts is not None:
@@ -233,6 +269,27 @@ class Pipeline:
 
     def runtimes(self) -> Iterator[CameraRuntime]:
         return iter(self.cameras.values())
+
+
+def stateful(rt: CameraRuntime) -> list[Stateful]:
+    """What of a camera's runtime is saved in its row: its analyzers and tamper check, or each stop's."""
+    if rt.stops:
+        return [_AtStop(preset, part) for preset, stop in rt.stops.items() for part in stateful(stop)]
+    return [*rt.analyzers, *([rt.tamper] if rt.tamper is not None else [])]
+
+
+class _AtStop:
+    """One preset's part of a patrolling camera's saved state, under a name of its own (the background of
+    preset 3 is not preset 5's)."""
+
+    def __init__(self, preset: str, part: Stateful) -> None:
+        self.name, self._part = f"{preset}@{part.name}", part
+
+    def state(self) -> bytes | None:
+        return self._part.state()
+
+    def load_state(self, blob: bytes) -> None:
+        self._part.load_state(blob)
 
 
 def _blank(image: NDArray[np.uint8]) -> bool:

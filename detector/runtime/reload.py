@@ -41,6 +41,9 @@ def plan(old: list[Camera], new: list[Camera]) -> ReloadPlan:
         if was is None or was == cam:
             continue
         stream = any(getattr(was, f) != getattr(cam, f) for f in STREAM_FIELDS)
+        # a patrolling camera's state is per preset, built from its stops: any change rebuilds it (restart),
+        # its learned state and incidents reloaded from the database
+        stream = stream or bool(was.patrol or cam.patrol)
         (out.restarted if stream else out.updated).append(cam)
     return out
 

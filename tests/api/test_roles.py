@@ -24,6 +24,8 @@ ROUTES: dict[tuple[str, str], str | None] = {
     ("GET", "/api/v1/cameras/{camera_id}/picture.jpg"): "admin",
     ("GET", "/api/v1/cameras/{camera_id}/zones"): "read",
     ("PUT", "/api/v1/cameras/{camera_id}/zones"): "admin",
+    ("POST", "/api/v1/cameras/{camera_id}/ptz/lock"): "review",
+    ("POST", "/api/v1/cameras/{camera_id}/ptz/release"): "review",
     ("POST", "/api/v1/config/reload"): "admin",
     ("GET", "/api/v1/taxonomy"): "read",
     ("GET", "/api/v1/models"): "read",
@@ -66,6 +68,7 @@ BODIES = {
     "/api/v1/cases/{case_id}/reopen": {"reason": "test"},
     "/api/v1/verifications": {"problem_code": "09006", "location": {"camera_id": "c1"}},
     "/api/v1/cameras/{camera_id}/zones": {"zones": []},
+    "/api/v1/cameras/{camera_id}/ptz/lock": {"seconds": 60},
     "/api/v1/users": {"username": "made-by-matrix", "role": "viewer"},
     "/api/v1/users/{username}/password": {},
 }

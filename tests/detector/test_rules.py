@@ -111,18 +111,20 @@ def test_case_key_is_place_and_problem_and_survives_cell_border_jitter() -> None
 
 
 @pytest.mark.parametrize(
-    ("hit", "qualifies", "last_seen_s", "cleared_s", "expect"),
+    ("hit", "qualifies", "last_seen_s", "cleared_s", "expect", "away_s"),
     [
-        (True, False, 0, None, Action.PRESENT),  # active and seen
-        (False, False, -30, None, None),  # active, absent, not yet for clear_minutes
-        (False, False, -61, None, Action.CLEAR),  # absent for longer than 1 minute
-        (True, True, None, None, Action.OPEN),
-        (True, True, None, -3600, Action.RECUR),  # came back within the recurrence window
-        (True, True, None, -3 * 86400, Action.OPEN),  # came back long after: a new incident
-        (True, False, None, None, None),  # not persistent yet
+        (True, False, 0, None, Action.PRESENT, 0),  # active and seen
+        (False, False, -30, None, None, 0),  # active, absent, not yet for clear_minutes
+        (False, False, -61, None, Action.CLEAR, 0),  # absent for longer than 1 minute
+        (False, False, -200, None, None, 150),  # 200 s since seen, but the patrol looked elsewhere for 150 of them
+        (False, False, -200, None, Action.CLEAR, 130),  # observed absent for 70 s
+        (True, True, None, None, Action.OPEN, 0),
+        (True, True, None, -3600, Action.RECUR, 0),  # came back within the recurrence window
+        (True, True, None, -3 * 86400, Action.OPEN, 0),  # came back long after: a new incident
+        (True, False, None, None, None, 0),  # not persistent yet
     ],
 )
-def test_decide(hit, qualifies, last_seen_s, cleared_s, expect) -> None:
+def test_decide(hit, qualifies, last_seen_s, cleared_s, expect, away_s) -> None:
     rule = CameraRules.build(camera(), TAX).rules["09006"]
     got = decide(
         hit=hit,
@@ -132,6 +134,7 @@ def test_decide(hit, qualifies, last_seen_s, cleared_s, expect) -> None:
         ts=T0,
         rule=rule,
         recur_window=timedelta(hours=24),
+        away=timedelta(seconds=away_s),
     )
     assert got == expect
 
