@@ -142,6 +142,8 @@ def test_kill_9_then_restart_never_opens_twice_and_keeps_files_and_rows_consiste
             "where e.kind = 'opened' group by i.case_key"
         ).fetchall()
         rows = con.execute("select path, sha256 from evidence").fetchall()
+        # a persistence window still open keeps the picture of its first sighting, in its candidate row
+        first_seen = {p for (p,) in con.execute("select first_frame from candidates where first_frame is not null")}
         per_camera = con.execute("select camera_id, count(*) from incidents group by camera_id").fetchall()
     assert opened and all(n == 1 for _, n in opened), opened
     assert {cam for cam, _ in per_camera} == {"loop-0", "loop-1"} and all(n == 1 for _, n in per_camera)
@@ -149,7 +151,7 @@ def test_kill_9_then_restart_never_opens_twice_and_keeps_files_and_rows_consiste
     for path, sha in rows:
         assert hashlib.sha256((root / path).read_bytes()).hexdigest() == sha
     on_disk = {str(p.relative_to(root)) for p in root.glob("*/*") if p.is_file()}
-    assert on_disk == {p for p, _ in rows}  # no file without its row, no row without its file
+    assert on_disk == {p for p, _ in rows} | first_seen  # no file without its row, no row without its file
 
 
 def test_settings_file_is_respected(tmp_path: Path, short_street: Path) -> None:
