@@ -6,12 +6,19 @@ camera's cycle and times each until GET shows it answered (client side) and from
 request's created_at to its answered_at (server side). The baseline beside it is one
 cadence: the longest a request may wait for the camera's next analysed frame.
 
+`--ptz`: a patrolling dome on the ONVIF simulator (tests/support/onvif_sim.py) instead: 8 presets,
+dwell 10-15 s, a 1.5 s move, the default settle (2 s, 2 still frames); the problem is watched at
+one preset only, so each request sends the patrol there next. The baseline beside it is one
+patrol lap (measured): what a request would wait at worst without the detour.
+
     .venv/bin/python bench/verification_latency.py [--cadence 2 5 10] [--requests 8]
+    .venv/bin/python bench/verification_latency.py --ptz [--requests 8]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import re
@@ -19,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -85,13 +93,134 @@ def measure(cfg: Path, cadence: float, requests: int, rng: random.Random) -> tup
     return client, server, odd
 
 
+PRESETS = [str(i) for i in range(1, 9)]
+TARGET = "5"  # the one preset that watches 06036
+MOVE_S = 1.5
+
+
+def setup_ptz(root: Path, snapshot_url: str, onvif_port: int) -> Path:
+    cfg = root / "config-ptz"
+    cfg.mkdir()
+    settings = {"database_url": f"sqlite:///{cfg / 'db.sqlite'}", "evidence_root": str(cfg / "evidence"),
+                "api_port": 0, "log_level": "INFO", "log_format": "json"}  # fmt: skip
+    whole = [[0.02, 0.02], [0.98, 0.02], [0.98, 0.98], [0.02, 0.98]]
+    camera = {
+        "id": "bench-ptz", "name": "测速球机", "source": {"url": snapshot_url, "snapshot": True},
+        "location": {"division_code": "110107", "grid_code": GRID}, "cadence_s": 1,
+        "zones": [{"name": "walk", "purpose": "sidewalk", "polygon": whole}], "problems": ["06036", "09001"],
+        "ptz": {"host": "127.0.0.1", "port": onvif_port, "username_env": "BENCH_PTZ_USER",
+                "password_env": "BENCH_PTZ_PASS", "timeout_s": 3, "poll_s": 0.5},
+        "patrol": [{"preset": p, "dwell_s": 10 + i % 6, "problems": ["06036" if p == TARGET else "09001"]}
+                   for i, p in enumerate(PRESETS)],
+    }  # fmt: skip
+    (cfg / "settings.yaml").write_text(yaml.safe_dump(settings))
+    (cfg / "cameras.yaml").write_text(yaml.safe_dump({"cameras": [camera]}, allow_unicode=True))
+    return cfg
+
+
+class Arrivals:
+    """Follows the JSON log: when the patrol settled at which preset (monotonic s)."""
+
+    def __init__(self, log: Path) -> None:
+        self.log, self.seen, self._stop = log, [], threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with self.log.open() as f:
+            while not self._stop.is_set():
+                line = f.readline()
+                if not line:
+                    time.sleep(0.05)
+                elif '"patrol dwelling"' in line:
+                    self.seen.append((time.monotonic(), json.loads(line)["preset"]))
+
+    def lap(self, after: float) -> float | None:
+        """From the first arrival after `after` to the next arrival at that preset."""
+        later = [(t, p) for t, p in self.seen if t > after]
+        again = [t for t, p in later[1:] if later and p == later[0][1]]
+        return again[0] - later[0][0] if again else None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def measure_ptz(root: Path, requests: int, rng: random.Random) -> None:
+    from tests.support import ptz_views
+    from tests.support.onvif_sim import CHANNEL, OnvifSimulator
+
+    videos = {p: ptz_views.view_video(root / f"preset-{p}.mp4", int(p)) for p in PRESETS}
+    with OnvifSimulator(videos, root / "sim", move_s=MOVE_S) as sim:
+        cfg = setup_ptz(root, sim.gateway.url("snap", CHANNEL), sim.port)
+        cli = [sys.executable, "-m", "detector.cli"]
+        token = subprocess.run(
+            [*cli, "token", "create", "bench", "--role", "operator", "--config", str(cfg)],
+            capture_output=True, text=True, check=True, cwd=REPO,
+        ).stdout.strip()  # fmt: skip
+        env = {**os.environ, "BENCH_PTZ_USER": sim.username, "BENCH_PTZ_PASS": sim.password}
+        log = root / "ptz-log.txt"
+        log.touch()
+        with log.open("a") as err:
+            proc = subprocess.Popen([*cli, "run", "--config", str(cfg)], stdout=subprocess.PIPE, stderr=err,
+                                    text=True, cwd=REPO, env=env)  # fmt: skip
+        arrivals = Arrivals(log)
+        client, server, detours, odd = [], [], 0, 0
+        try:
+            base = next(
+                m.group(1) for line in proc.stdout if (m := re.search(r"GridSight API: (http://\S+?:\d+)", line))
+            )
+            with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30) as http:
+                while not arrivals.seen:
+                    time.sleep(0.1)
+                for _ in range(requests):
+                    time.sleep(rng.uniform(0, 15))  # a random moment of a stop's dwell
+                    if arrivals.seen[-1][1] == TARGET:
+                        time.sleep(16)  # at the preset already: no detour to time
+                    t = time.perf_counter()
+                    n = len(arrivals.seen)
+                    r = http.post(
+                        "/api/v1/verifications", json={"problem_code": "06036", "location": {"grid_code": GRID}}
+                    )
+                    r.raise_for_status()
+                    vid = r.json()["id"]
+                    while (got := http.get(f"/api/v1/verifications/{vid}").json())["status"] != "answered":
+                        time.sleep(0.05)
+                    client.append(time.perf_counter() - t)
+                    asked, done = datetime.fromisoformat(got["created_at"]), datetime.fromisoformat(got["answered_at"])
+                    server.append((done - asked).total_seconds())
+                    detours += [p for _, p in arrivals.seen[n:]][:1] == [TARGET]
+                    odd += got["result"] not in ("present", "absent")
+                quiet = time.monotonic()
+                while arrivals.lap(quiet) is None:  # a lap without requests (a detour lengthens the lap it is in)
+                    time.sleep(1)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+            arrivals.stop()
+    lap = arrivals.lap(quiet)
+    print(f"\n| PTZ patrol | requests | client p50 s | client max s | server p50 s | server max s "
+          f"| baseline: one lap s | next stop was the preset | cannot_see |\n"
+          f"|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+          f"| {len(PRESETS)} presets, dwell 10-15 s, move {MOVE_S:g} s | {len(client)} "
+          f"| {statistics.median(client):.2f} | {max(client):.2f} | {statistics.median(server):.2f} "
+          f"| {max(server):.2f} | {lap:.1f} "
+          f"| {detours}/{len(client)} | {odd} |", flush=True)  # fmt: skip
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cadence", type=float, nargs="+", default=[2.0, 5.0, 10.0], help="seconds between analyses")
     ap.add_argument("--requests", type=int, default=8, help="requests per cadence")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--ptz", action="store_true", help="a patrolling PTZ camera on the ONVIF simulator instead")
     args = ap.parse_args()
     rng = random.Random(args.seed)
+    if args.ptz:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; "
+                  f"{args.requests} requests at random moments of a dwell")  # fmt: skip
+            measure_ptz(Path(tmp), args.requests, rng)
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         video = ensure_demo_video(Path(tmp), STREET)
         print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}; file source at real time, "
