@@ -62,6 +62,8 @@ def test_a_verification_sends_the_patrol_to_its_preset_next_and_is_answered_ther
             assert got["result"] == "present", got
             [look] = got["cameras"]
             assert look["camera_id"] == "dome-1" and look["findings"], look
+            centres = [((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in (f["box"] for f in look["findings"])]
+            assert any(0.40 < x < 0.63 and 0.38 < y < 0.67 for x, y in centres), look["findings"]  # the pile, found
             assert sorted(e["kind"] for e in look["evidence"]) == ["annotated", "clean"]
             for e in look["evidence"]:
                 assert http.get(e["url"]).status_code == 200
