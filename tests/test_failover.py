@@ -163,9 +163,10 @@ def test_the_survivor_takes_over_a_killed_instance_and_every_incident_is_filed_o
                               "(select 1 from cases c where c.incident_id = i.id)")  # fmt: skip
         evidence = c.execute(text("select path, sha256 from evidence")).all()
         leases_left = c.execute(text("select count(*) from camera_leases where holder is not null")).scalar()
+        outbox = c.execute(text("select idempotency_key, kind, state, attempts, last_error from outbox")).all()
     db.dispose()
     keys = [pc["idempotency_key"] for pc in stored]
-    assert len(keys) == len(set(keys)) and set(keys) == set(cases), "a case lost or filed twice"
+    assert len(keys) == len(set(keys)) and set(keys) == set(cases), ("a case lost or filed twice", outbox)
     per_key = Counter(cases[k][1] for k in keys)
     assert per_key and all(n == 1 for n in per_key.values()), per_key  # one case per problem, across the takeover
     assert {k.split("|")[0] for k in per_key} >= set(victims)

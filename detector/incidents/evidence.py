@@ -3,7 +3,12 @@
 Files are written (temp file, fsync, rename) *before* the database row that
 points at them commits; a crash in between leaves a file without a row,
 which `sweep_orphans` removes at the next start. So: never a row without its
-file, and orphans never survive a restart.
+file, and no orphan older than GRACE_S survives a restart.
+
+A name is its content, so two writers can hold the same file: another camera
+that decoded the same frame, or another instance on the same storage that took
+a camera over. Whoever deletes an unreferenced file therefore spares one put or
+re-used in the last GRACE_S: its row may not have committed yet.
 """
 
 from __future__ import annotations
@@ -11,8 +16,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,15 +26,18 @@ import cv2
 import numpy as np
 import supervision as sv
 from numpy.typing import NDArray
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import Session
 
 from detector.incidents import captions
-from detector.store.db import Candidate, EvidenceFile, Incident, VerificationFile
+from detector.store.db import CameraRow, Candidate, EvidenceFile, Incident, VerificationFile
 
 log = logging.getLogger(__name__)
 
 JPEG_QUALITY = 90
+# The longest a file may wait for the row that names it: an opening waits up to a minute for its clip
+# (manager.CLIP_WAIT_S); the rest is room for a loaded machine.
+GRACE_S = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +61,9 @@ class EvidenceStore:
     def put_bytes(self, kind: str, data: bytes, suffix: str) -> StoredFile:
         digest = hashlib.sha256(data).hexdigest()
         final = self._final(digest, suffix)
-        if not final.exists():
+        if final.exists():
+            os.utime(final)  # a new reference is coming: not an orphan for GRACE_S
+        else:
             fd, tmp = tempfile.mkstemp(dir=self.tmp, suffix=suffix)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -92,6 +102,7 @@ class EvidenceStore:
             FileNotFoundError: the file is gone.
         """
         path = self.resolve(rel)
+        os.utime(path)  # a new reference is coming: not an orphan for GRACE_S
         return StoredFile(kind, rel, path.stem, path.stat().st_size)
 
     def new_tmp_path(self, suffix: str) -> Path:
@@ -110,16 +121,35 @@ class EvidenceStore:
             raise ValueError(f"evidence path {rel!r} is outside the evidence root")
         return path
 
+    def unlink_unused(self, paths: set[str], used: set[str]) -> set[str]:
+        """Deletes those of `paths` not in `used`; returns the ones spared because they are younger than GRACE_S."""
+        spared = set()
+        for rel in paths - used:
+            path = self.resolve(rel)
+            if self._young(path):
+                spared.add(rel)
+            else:
+                path.unlink(missing_ok=True)
+        return spared
+
+    def past_grace(self, paths: set[str]) -> set[str]:
+        """Those of `paths` older than GRACE_S (or gone)."""
+        return {rel for rel in paths if not self._young(self.resolve(rel))}
+
+    def _young(self, path: Path) -> bool:
+        try:
+            return time.time() - path.stat().st_mtime < GRACE_S
+        except FileNotFoundError:
+            return False
+
     def sweep_orphans(self, session: Session) -> int:
         """Deletes files no row refers to (evidence, a first sighting, a 核实 answer) and temp files; run at start."""
         known = set(session.scalars(select(EvidenceFile.path)))
         known |= set(session.scalars(select(Candidate.first_frame).where(Candidate.first_frame.is_not(None))))
         known |= set(session.scalars(select(VerificationFile.path)))  # 核实 answers' pictures
         removed = 0
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.tmp.mkdir(exist_ok=True)
-        for p in self.root.glob("*/*"):
-            if p.is_file() and str(p.relative_to(self.root)) not in known:
+        for p in self.root.glob("*/*"):  # tmp/ included: clips being written are young
+            if p.is_file() and str(p.relative_to(self.root)) not in known and not self._young(p):
                 p.unlink(missing_ok=True)
                 removed += 1
         if removed:
@@ -127,9 +157,19 @@ class EvidenceStore:
         return removed
 
     def apply_retention(self, session: Session, now: datetime, days: float) -> int:
-        """Deletes evidence of incidents cleared more than `days` ago: rows first, then files."""
-        cutoff = now - timedelta(days=days)
-        old = select(Incident.id).where(Incident.state == "cleared", Incident.cleared_at < cutoff)
+        """Deletes evidence of incidents cleared more than `days` ago: rows first, then files.
+
+        Ago on the camera's own clock (incidents carry its time): a video file's clock may stand
+        months before `now`, and its incidents cleared a minute ago are not old. `now`: for a
+        camera that has no clock yet.
+        """
+        span = timedelta(days=days)
+        clocks = dict(session.execute(select(CameraRow.id, CameraRow.last_frame_at)).all())
+        cameras = session.scalars(select(Incident.camera_id).where(Incident.state == "cleared").distinct()).all()
+        if not cameras:
+            return 0
+        past = [and_(Incident.camera_id == c, Incident.cleared_at < (clocks.get(c) or now) - span) for c in cameras]
+        old = select(Incident.id).where(Incident.state == "cleared", or_(*past))
         rows = session.scalars(select(EvidenceFile).where(EvidenceFile.incident_id.in_(old))).all()
         paths = {r.path for r in rows}
         session.execute(delete(EvidenceFile).where(EvidenceFile.id.in_([r.id for r in rows])))
@@ -137,8 +177,7 @@ class EvidenceStore:
         still_used = set(session.scalars(select(EvidenceFile.path).where(EvidenceFile.path.in_(paths))))
         still_used |= set(session.scalars(select(Candidate.first_frame).where(Candidate.first_frame.in_(paths))))
         still_used |= set(session.scalars(select(VerificationFile.path).where(VerificationFile.path.in_(paths))))
-        for rel in paths - still_used:  # the same bytes may back another incident's evidence
-            self.resolve(rel).unlink(missing_ok=True)
+        self.unlink_unused(paths, still_used)  # the same bytes may back another incident's evidence
         return len(rows)
 
 

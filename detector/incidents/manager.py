@@ -99,6 +99,7 @@ class IncidentManager:
         self.cases = cases  # None: incidents only, nothing is filed
         self.cameras: dict[str, CameraIncidents] = {}
         self.pending: dict[str, PendingOpen] = {}
+        self._spared: set[str] = set()  # unreferenced, but too young to delete yet: tried again when older
 
     # ------------------------------------------------------------ setup
 
@@ -195,6 +196,7 @@ class IncidentManager:
             )
             s.add_all(CandidateRow(camera_id=cam_id, **c.to_row()) for c in cam.tracker.candidates.values())
         gone = frames_before - {c.first_frame for c in cam.tracker.candidates.values()}
+        gone |= self.store.past_grace(self._spared)
         if gone:  # windows that ended without an incident, or pictures replaced: after the commit, as always
             self._unlink_unreferenced(gone)
 
@@ -375,12 +377,12 @@ class IncidentManager:
         self._unlink_unreferenced({f.path for f in files})
 
     def _unlink_unreferenced(self, paths: set[str]) -> None:
-        """Deletes those of `paths` that no evidence row and no candidate refers to."""
+        """Deletes those of `paths` that no evidence row and no candidate refers to; young ones are tried again
+        later (another writer may have put the same bytes and not yet committed its row: evidence.GRACE_S)."""
         with self.sessions() as s:
             used = set(s.scalars(select(EvidenceFile.path).where(EvidenceFile.path.in_(paths))))
             used |= set(s.scalars(select(CandidateRow.first_frame).where(CandidateRow.first_frame.in_(paths))))
-        for rel in paths - used:
-            self.store.resolve(rel).unlink(missing_ok=True)
+        self._spared = (self._spared - paths) | self.store.unlink_unused(paths, used)
 
     def _log(self, action: Action, inc: Incident) -> None:
         log.info(

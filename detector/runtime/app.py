@@ -108,12 +108,11 @@ class GridSight:
         self.model_store = ModelStore(s.models_dir)
         self.leases = self._lease_keeper()  # None: this process serves every camera (no other instance)
         if self.leases is not None:
-            alone = self.leases.join()
-        else:  # a supervisor starts its workers later; instances elsewhere may share a PostgreSQL database
-            alone = not (self.role == "supervisor" and s.instance.leases_on(s.database_url))
+            self.leases.join()
         with self.sessions() as sess:
-            if alone:  # a live instance on the same evidence root may be writing files its rows do not yet name
-                self.store.sweep_orphans(sess)
+            # Other live instances on the same evidence root are safe: files young enough to be
+            # waiting for their rows are spared (evidence.GRACE_S).
+            self.store.sweep_orphans(sess)
             self._desired = desired(sess, self.model_store)
         self._apply_retention()
         cameras = {c.id: c for c in self.config.cameras}
@@ -131,7 +130,9 @@ class GridSight:
             self.sessions, self.store, self.config.taxonomy, served=lambda: list(self.pipeline.cameras),
             health=self.health,
         )  # fmt: skip
-        self.pipeline.watch = lambda rt, frame, obs: self.desk.seen(rt.camera, rt.rules, rt.health.view, frame, obs)
+        self.pipeline.watch = lambda rt, frame, obs: self.desk.seen(
+            rt.camera, rt.rules, rt.health.view, frame, obs, visit=rt.visit if rt.incident_key is not None else None
+        )  # a patrol stop's runtime (keyed camera|preset): its frames answer by visit
         if self.leases is not None:  # only the cameras this instance holds a lease on; run() follows the leases
             self.leases.tick()
             self.leases.start()  # renewing from now on: building the cameras may take a while (models, demo video)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -11,16 +13,25 @@ from zoneinfo import ZoneInfo
 import cv2
 import numpy as np
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from detector.analysis.text import shared_engine
 from detector.config import Camera
 from detector.incidents import captions
-from detector.incidents.evidence import EvidenceStore
+from detector.incidents.evidence import GRACE_S, EvidenceStore
 from detector.incidents.manager import IncidentManager
 from detector.rules.engine import CameraRules
 from detector.rules.taxonomy import load_taxonomy
-from detector.store.db import Candidate, EvidenceFile, Incident, IncidentEvent, make_engine, migrate, session_factory
+from detector.store.db import (
+    CameraRow,
+    Candidate,
+    EvidenceFile,
+    Incident,
+    IncidentEvent,
+    make_engine,
+    migrate,
+    session_factory,
+)
 from detector.types import Observations
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -144,21 +155,45 @@ def test_only_one_active_incident_per_key_even_with_two_writers(world: World) ->
     assert on_disk == referenced  # the loser's files were removed
 
 
-def test_orphans_are_swept_and_retention_keeps_rows_and_files_consistent(world: World) -> None:
+def age(store: EvidenceStore, rel: str) -> None:
+    """As if written longer ago than the grace that spares files whose rows may be on the way."""
+    then = time.time() - GRACE_S - 1
+    os.utime(store.resolve(rel), (then, then))
+
+
+def test_orphans_are_swept_but_not_a_file_whose_row_is_on_the_way(world: World) -> None:
+    world.step(0, True)
+    orphan = world.store.put_bytes("clean", b"not referenced", ".jpg")
+    age(world.store, orphan.path)
+    # just written by a writer whose row has not committed yet (another camera, another instance)
+    waiting = world.store.put_bytes("clean", b"its row is on the way", ".jpg")
+    with world.sessions() as s:
+        assert world.store.sweep_orphans(s) == 1
+    assert not world.store.resolve(orphan.path).exists()
+    assert world.store.resolve(waiting.path).exists()
+
+
+def test_retention_counts_on_the_cameras_clock_and_keeps_rows_and_files_consistent(world: World) -> None:
+    """A video file's clock stands months back: its incidents cleared a minute ago are not past retention.
+    And a file that another opening has just put again (the same bytes, its row not yet committed) stays."""
     for i in range(5):
         world.step(i, True)
     for i in range(5, 10):
-        world.step(i, False)  # cleared at ~T0+180 s
-    orphan = world.store.put_bytes("clean", b"not referenced", ".jpg")
+        world.step(i, False)  # cleared at ~T0+180 s of the camera's clock
+    wall = T0 + timedelta(days=300)
     with world.sessions() as s:
-        assert world.store.sweep_orphans(s) == 1
-        assert not world.store.resolve(orphan.path).exists()
-        kept = world.store.apply_retention(s, T0 + timedelta(days=1), days=2)
-        assert kept == 0
-        removed = world.store.apply_retention(s, T0 + timedelta(days=3), days=2)
-        assert removed == 3
+        assert world.store.apply_retention(s, wall, days=90) == 0
+        s.execute(update(CameraRow).values(last_frame_at=T0 + timedelta(days=3)))
+        s.commit()
+        files = list(s.scalars(select(EvidenceFile)))
+        for f in files:
+            age(world.store, f.path)
+        [clean] = [f for f in files if f.kind == "clean"]
+        world.store.put_bytes("clean", world.store.resolve(clean.path).read_bytes(), ".jpg")  # another opening
+        assert world.store.apply_retention(s, wall, days=2) == 3
         assert s.scalar(select(func.count()).select_from(EvidenceFile)) == 0
-    assert list(world.store.root.glob("*/*.jpg")) == []
+    on_disk = {str(p.relative_to(world.store.root)) for p in world.store.root.glob("*/*.jpg")}
+    assert on_disk == {clean.path}
     [inc] = world.incidents()
     assert inc.state == "cleared"  # the incident row itself stays
 
@@ -199,6 +234,10 @@ def test_a_window_that_ends_without_an_incident_leaves_no_picture_behind(world: 
         world.step(i, False)  # no hit in the last n=4 analyses: the candidate is gone
     with world.sessions() as s:
         assert s.scalar(select(func.count()).select_from(Candidate)) == 0
+    # Spared while young (another camera may have put the same bytes and not yet named them) ...
+    [picture] = world.store.root.glob("*/*.jpg")
+    age(world.store, str(picture.relative_to(world.store.root)))
+    world.step(5, False)  # ... deleted by the first analysis after the grace
     assert list(world.store.root.glob("*/*.jpg")) == []
 
 
