@@ -1,6 +1,7 @@
 """核实 on a patrolling PTZ camera in `gridsight run`: the request's preset goes next (no waiting out a lap), the
 answer is present with evidence, the patrol then keeps its order and does not go back; a problem no preset watches
-is a 422."""
+is a 422. The answer comes from the visit, not its first frame: an empty preset is absent, a pile left there since
+the last visit is present (the stationary analyzer sees it only from the visit's third frame)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,47 @@ def test_a_verification_sends_the_patrol_to_its_preset_next_and_is_answered_ther
             wait_until("five more stops", lambda: len(dwelt(tmp_path)) >= len(before) + 5, 25, every_s=0.2)
             assert dwelt(tmp_path)[len(before) :][:5] == ["5", "3", "4", "5", "6"], dwelt(tmp_path)[len(before) - 2 :]
         print(f"\n核实 on a {len(PRESETS)}-preset patrol, asked at preset 2 for {PILE}: answered in {took:.1f} s")
+    finally:
+        proc.terminate()
+        proc.wait(20)
+        sim.stop()
+
+
+def ask(http: httpx.Client, within_s: float) -> dict:
+    r = http.post("/api/v1/verifications", json={"problem_code": "06036", "location": {"grid_code": GRID}})
+    assert r.status_code == 201, r.text
+    vid = r.json()["id"]
+    return wait_until("answered", lambda: (v := http.get(f"/api/v1/verifications/{vid}").json())["status"]
+                      == "answered" and v, within_s, every_s=0.1)  # fmt: skip
+
+
+def test_a_verification_is_answered_from_the_visit_absent_when_empty_present_for_a_new_pile(preset_videos, tmp_path):  # noqa: F811
+    sim = OnvifSimulator({p: preset_videos[p] for p in PRESETS}, tmp_path / "sim", password=PASSWORD, move_s=0.4)
+    sim.start()
+    cam = camera(sim.gateway.url("snap", CHANNEL), sim.port)
+    cam["patrol"][PRESETS.index(PILE)]["dwell_s"] = 4  # ~8 settled frames at cadence 0.5 s: a visit's worth
+    cfg = write_config(tmp_path, [cam])
+    env = {**os.environ, "DOME_USER": "admin", "DOME_PASS": PASSWORD}
+    log = (tmp_path / "log.txt").open("a")
+    args = [sys.executable, "-m", "detector.cli", "run", "--config", str(cfg), "--for", "150"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+    try:
+        with httpx.Client(base_url=api_url(proc), headers=api_token(cfg, "operator"), timeout=10) as http:
+            wait_until("a first visit of preset 5", lambda: dwelt(tmp_path)[-1:] == ["6"], 40, every_s=0.2)
+            empty = ask(http, 30)  # preset 5 as it is: nothing on the pavement
+            assert empty["result"] == "absent", empty
+            [look] = empty["cameras"]
+            assert not look["findings"] and [e["kind"] for e in look["evidence"]] == ["clean"], look
+
+            # the pile is left at 5 while the patrol is elsewhere: the visit that answers is its first there
+            wait_until("the patrol away from 5", lambda: dwelt(tmp_path)[-1:] not in ([], [PILE]), 20, every_s=0.1)
+            sim.frames[PILE] = with_a_pile(sim.frames[PILE])
+            piled = ask(http, 30)
+            assert piled["result"] == "present", piled
+            [look] = piled["cameras"]
+            centres = [((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in (f["box"] for f in look["findings"])]
+            assert any(0.40 < x < 0.63 and 0.38 < y < 0.67 for x, y in centres), look["findings"]  # the pile, found
+            assert sorted(e["kind"] for e in look["evidence"]) == ["annotated", "clean"]
     finally:
         proc.terminate()
         proc.wait(20)

@@ -1,9 +1,17 @@
-"""The running side of 核实: the cameras this process analyses answer their pending looks at their next frame.
+"""The running side of 核实: the cameras this process analyses answer their pending looks from their frames.
 
 A thread picks up new looks from the database (requests come in through any API process), answers
 those of a camera that cannot see (failed, stalled, ended) and sweeps deadlines; the analysis loop
-hands each analysed frame to `seen`, which answers from that frame. Looks live in the database, so a
-restart loses none: they are picked up again and answered by the first frame after it.
+hands each analysed frame to `seen`. A fixed camera answers from its next analysed frame (within one
+cadence; its analyzers are warm, so that frame's finding is already their verdict over their last
+analyses). A patrolling PTZ camera answers from its visit at the preset: the visit's settled analyses
+are gathered until `look.visit_verdict` decides (3 of the last 5 hold the finding: present; 5 without:
+absent; the visit over before that: its frames by majority). Looks live in the database, so a restart
+loses none: they are picked up again and answered by the frames after it (a visit's tally is not kept).
+
+An open incident of the problem at the camera (or preset) is not counted as evidence: it was confirmed
+over minutes, and it clears only after `clear_minutes` unseen (10 for piled sundries), so it stands well
+after the pile has gone; the centre asks whether it is there now, which only the frames say.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -29,7 +37,7 @@ from detector.rules.taxonomy import Taxonomy
 from detector.store.db import Verification, VerificationLook
 from detector.types import Frame, Observations
 from detector.verification import requests
-from detector.verification.look import findings_of
+from detector.verification.look import findings_of, visit_verdict
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +53,12 @@ class Pending:
     preset: str | None
     since: float  # monotonic s when this process picked it up: only frames decoded later answer
     unusable: int = 0
+    # a patrolling camera: the visit whose settled analyses are being gathered (None: none yet), did each hold
+    # the finding, the newest frame that did (with its findings) and the newest frame of the visit
+    visit: int | None = None
+    hits: list[bool] = field(default_factory=list)
+    found: tuple[Frame, list[Finding]] | None = None
+    last: Frame | None = None
 
 
 class VerificationDesk:
@@ -79,10 +93,12 @@ class VerificationDesk:
         """The preset a pending 核实 request needs this PTZ camera at (the oldest first); None: none needed.
 
         The patrol (detector/ingest/patrol.py) asks before it picks its next stop, and goes there: the look is
-        answered by the first frame analysed at that preset (`Camera.at_stop` sets ptz_preset).
+        answered from that visit's frames (`Camera.at_stop` sets ptz_preset). A look already gathering a visit
+        needs no other.
         """
         with self._lock:
-            return next((p.preset for p in self._pending.get(camera_id, ()) if p.preset is not None), None)
+            looks = self._pending.get(camera_id, ())
+            return next((p.preset for p in looks if p.preset is not None and p.visit is None), None)
 
     # ------------------------------------------------------------ the thread
 
@@ -124,42 +140,73 @@ class VerificationDesk:
     # ------------------------------------------------------------ frames (the analysis thread)
 
     def seen(
-        self, camera: Camera, rules: CameraRules, view: str | None, frame: Frame, obs: Observations | None
-    ) -> None:
-        """An analysed frame of `camera`: answers its pending looks. `obs` None: the frame was not usable
-        (blank, or the view off its reference; `view` names a confirmed fault)."""
+        self, camera: Camera, rules: CameraRules, view: str | None, frame: Frame, obs: Observations | None,
+        visit: int | None = None,
+    ) -> None:  # fmt: skip
+        """An analysed frame of `camera`: answers its pending looks, or adds to what they gathered. `obs` None:
+        the frame was not usable (blank, or the view off its reference; `view` names a confirmed fault).
+        `visit`: the patrol visit of a patrolling camera's settled frame (None: a fixed camera)."""
         if camera.id not in self._pending:  # the common case, without the lock
             return
         try:
-            ready = self._take(camera.id, lambda p: frame.arrived >= p.since and p.preset == camera.ptz_preset)
-            for p in ready:
-                self._look(p, camera, rules, view, frame, obs)
+            with self._lock:
+                looks = list(self._pending.get(camera.id, ()))
+            done = {p.look_id for p in looks if self._look(p, camera, rules, view, frame, obs, visit)}
+            if done:
+                self._take(camera.id, lambda p: p.look_id in done)
         except Exception:
             log.exception("verification look failed", extra={"camera": camera.id})
 
     def _look(
-        self, p: Pending, camera: Camera, rules: CameraRules, view: str | None, frame: Frame, obs: Observations | None
-    ) -> None:
+        self, p: Pending, camera: Camera, rules: CameraRules, view: str | None, frame: Frame, obs: Observations | None,
+        visit: int | None,
+    ) -> bool:  # fmt: skip
+        """One frame for one look (only the analysis thread changes a Pending); True: the look is answered."""
+        if visit is not None and p.visit is not None and p.visit != visit:  # the patrol left before a verdict
+            return self._conclude(p, camera, rules, over=True)
+        if frame.arrived < p.since or p.preset != camera.ptz_preset:
+            return False
         if p.code not in rules.rules:
             self._answer(p, "cannot_see", reason=f"camera {camera.id} no longer watches {p.code}")
-        elif obs is None and view is None and p.unusable + 1 < UNUSABLE_FRAMES:
+            return True
+        if obs is None and view is None and p.unusable + 1 < UNUSABLE_FRAMES:
             p.unusable += 1  # one odd frame is not yet a blocked view: wait for the next
-            with self._lock:
-                self._pending.setdefault(camera.id, []).insert(0, p)
-        elif obs is None:
+            return False
+        if obs is None:
             why = f"view {view}" if view else "view not usable (blank, or off its reference)"
             self._answer(p, "cannot_see", reason=why, frame=frame, files=[self.store.put_jpeg("clean", frame.image)])
-        else:
-            found = findings_of(rules, p.code, obs, frame.ts)
-            clean = self.store.put_jpeg("clean", frame.image)
-            if not found:
-                self._answer(p, "absent", frame=frame, files=[clean])
-                return
-            pictured = self.store.put_jpeg("annotated", self._annotated(camera, rules, p.code, found, frame))
-            details = [
-                {"zone": f.zone, "box": list(f.box), "score": round(f.score, 3), "label": f.label} for f in found
-            ]
-            self._answer(p, "present", frame=frame, files=[pictured, clean], details={"findings": details})
+            return True
+        p.unusable = 0
+        found = findings_of(rules, p.code, obs, frame.ts)
+        p.last = frame
+        if found:
+            p.found = (frame, found)
+        if visit is None:  # a fixed camera: this frame answers
+            p.hits = [bool(found)]
+            return self._conclude(p, camera, rules, over=True)
+        p.visit = visit
+        p.hits.append(bool(found))
+        return self._conclude(p, camera, rules, over=False)
+
+    def _conclude(self, p: Pending, camera: Camera, rules: CameraRules, *, over: bool) -> bool:
+        """Answers the look if what it gathered decides; True: answered."""
+        result = visit_verdict(p.hits, over=over)
+        if result is None:
+            return False
+        details = {"analyses": len(p.hits), "with_finding": sum(p.hits)}
+        if result == "absent":
+            assert p.last is not None
+            self._answer(p, "absent", frame=p.last, files=[self.store.put_jpeg("clean", p.last.image)], details=details)
+            return True
+        assert p.found is not None
+        frame, found = p.found
+        pictured = self.store.put_jpeg("annotated", self._annotated(camera, rules, p.code, found, frame))
+        clean = self.store.put_jpeg("clean", frame.image)
+        details["findings"] = [
+            {"zone": f.zone, "box": list(f.box), "score": round(f.score, 3), "label": f.label} for f in found
+        ]
+        self._answer(p, "present", frame=frame, files=[pictured, clean], details=details)
+        return True
 
     def _annotated(
         self, camera: Camera, rules: CameraRules, code: str, found: list[Finding], frame: Frame

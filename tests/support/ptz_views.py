@@ -27,9 +27,14 @@ FPS = 5
 GOP_CACHE_S = 10.0
 
 
-def view_video(path: Path, seed: int, seconds: float = 2.0) -> Path:
+def view_video(path: Path, seed: int, seconds: float = 10.0) -> Path:
     """A preset's view: a texture of its own (neighbouring presets look nothing alike) with a
-    small square drifting across it, so the view is live but its frames differ only a little."""
+    small square drifting across it, so the view is live but its frames differ only a little.
+
+    The square crosses once per loop and never comes back within it: with a short loop (it was
+    2 s) it was back at the same places at every analysis of a 1 s cadence (the loop an exact
+    multiple of the cadence), so the occupancy analyzer's short-term median held it, a
+    stationary object, and 核实 answered a pile at an empty preset."""
     w, h = SIZE
     rng = np.random.default_rng(seed)
     base = cv2.resize(rng.integers(0, 256, (h // 6, w // 6, 3), dtype=np.uint8), SIZE, interpolation=cv2.INTER_NEAREST)
