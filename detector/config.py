@@ -219,6 +219,17 @@ class Settings(Strict):
         "if longer) answers cannot_see.",
     )  # fmt: skip
 
+    @model_validator(mode="after")
+    def _claim_outlasts_a_send(self) -> Settings:
+        # A filer's claim on a message must outlast one send, or another filer sends it again.
+        timeout = getattr(self.platform, "timeout_s", None)
+        if timeout is not None and self.filing.lease_s <= timeout:
+            raise ValueError(
+                f"filing.lease_s: {self.filing.lease_s:g} s must be above platform.timeout_s ({timeout:g} s): "
+                "a send that outlasts its claim may be sent again by another filer"
+            )
+        return self
+
 
 # ---------------------------------------------------------------- cameras
 
@@ -444,6 +455,10 @@ class PatrolStop(Strict):
     rules: dict[str, RuleOverride] | None = Field(
         None, description="Rule overrides here, by problem code, on top of the camera's."
     )
+    view: View | None = Field(
+        None, description="Ground in view from this preset, for 核实 requests by coordinates (a polygon, or radius_m "
+        "around the camera's location); unset = the camera's view.",
+    )  # fmt: skip
 
     @field_validator("preset", mode="before")
     @classmethod
@@ -548,6 +563,8 @@ class Camera(Strict):
             names = [z.name for z in stop.zones or ()]
             if len(set(names)) != len(names):
                 raise ValueError(f"{at}.zones: zone names must be unique, got {names}")
+            if stop.view and stop.view.radius_m and (self.location.lon is None or self.location.lat is None):
+                raise ValueError(f"{at}.view.radius_m: needs location.lon and location.lat (the centre of the circle)")
             problems = stop.problems or self.problems
             for code, rule in (stop.rules or {}).items():
                 if code not in problems:

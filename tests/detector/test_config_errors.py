@@ -148,3 +148,10 @@ def test_ptz_preset_is_text(tmp_path: Path, value: str, preset: str | None, word
 def _one(tmp_path: Path, text: str) -> Path:
     (tmp_path / "cams.yaml").write_text(text, encoding="utf-8")
     return tmp_path
+
+
+def test_a_filing_claim_shorter_than_a_send_is_an_error(tmp_path: Path) -> None:
+    settings = "platform: {type: http_json, base_url: 'http://127.0.0.1:9', timeout_s: 10}\nfiling: {lease_s: 5}\n"
+    name, line, column, field, message = only(errors_of(tmp_path, {"settings.yaml": settings, "cameras.yaml": CAMERA}))
+    assert (name, line, column, field) == ("settings.yaml", 2, 19, "filing.lease_s")
+    assert "5 s must be above platform.timeout_s (10 s)" in message

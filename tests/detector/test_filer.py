@@ -46,7 +46,7 @@ class World:
     def __init__(self, root: Path, base_url: str, **platform: object) -> None:
         self.engine, self.sessions = open_database(f"sqlite:///{root / 'db.sqlite'}")
         self.store = EvidenceStore(root / "evidence")
-        cfg = HttpJsonPlatform(type="http_json", base_url=base_url, timeout_s=2, **platform)
+        cfg = HttpJsonPlatform(type="http_json", base_url=base_url, timeout_s=1.5, **platform)
         self.settings = Settings(platform=cfg, filing={"retry_min_s": 0.05, "retry_max_s": 0.2, "lease_s": 2})
         self.cases = CaseService(TAX, self.settings, self.store, {"c1": CAMERA})
         self.filer = Filer(self.sessions, HttpJsonAdapter(cfg), self.store, self.cases, self.settings.filing)
