@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from detector.config import Camera
+from detector.config import Camera, View
 
 EARTH_M = 6_371_008.8  # mean radius
 
@@ -43,23 +43,28 @@ class NotCovered(ValueError):
         self.field = field
 
 
-def watches(camera: Camera, code: str) -> tuple[bool, str | None]:
-    """Whether the camera watches `code`, and from which preset: its ptz_preset, or the first patrol stop
-    that watches it (the patrol must go there: `VerificationDesk.wanted_preset`)."""
+def watches(camera: Camera, code: str, where: Where | None = None) -> tuple[bool, str | None]:
+    """Whether the camera watches `code` (at a place it sees), and from which preset: its ptz_preset, or the first
+    patrol stop that watches it and sees the place (the patrol must go there: `VerificationDesk.wanted_preset`).
+
+    A stop sees a point through its own `view` (the camera's when unset); a grid or a camera id, every stop."""
     if camera.patrol:
-        stop = next((s.preset for s in camera.patrol if code in (s.problems or camera.problems)), None)
+        stop = next((s.preset for s in camera.patrol
+                     if code in (s.problems or camera.problems) and (where is None or sees(camera, where, s.view))),
+                    None)  # fmt: skip
         return stop is not None, stop
     return code in camera.problems, camera.ptz_preset
 
 
-def sees(camera: Camera, where: Where) -> bool:
-    """Whether the place is in the camera's view (a grid code: the camera stands in that grid)."""
+def sees(camera: Camera, where: Where, view: View | None = None) -> bool:
+    """Whether the place is in the camera's view, or `view` (a patrol stop's) if given (a grid code: the camera
+    stands in that grid)."""
     if where.camera_id is not None:
         return camera.id == where.camera_id
     if where.grid_code is not None:
         return camera.location.grid_code == where.grid_code
     assert where.lon is not None and where.lat is not None
-    view, loc = camera.view, camera.location
+    view, loc = view or camera.view, camera.location
     if view is None:
         return False
     if view.polygon is not None:
@@ -68,8 +73,14 @@ def sees(camera: Camera, where: Where) -> bool:
     return distance_m(loc.lon, loc.lat, where.lon, where.lat) <= view.radius_m
 
 
+def seen_by_any(camera: Camera, where: Where) -> bool:
+    """Whether the camera, or one of its patrol stops, sees the place."""
+    return sees(camera, where) or any(sees(camera, where, s.view) for s in camera.patrol if s.view is not None)
+
+
 def covering(cameras: list[Camera], where: Where, code: str) -> list[Pick]:
-    """The enabled cameras that see the place and watch the problem, by id.
+    """The enabled cameras that see the place and watch the problem, by id; a patrolling camera from the stop
+    whose view holds the place.
 
     Raises:
         NotCovered: an unknown camera id, no camera seeing the place, or none of them watching the problem.
@@ -77,11 +88,12 @@ def covering(cameras: list[Camera], where: Where, code: str) -> list[Pick]:
     field = "location.camera_id" if where.camera_id else "location.grid_code" if where.grid_code else "location"
     if where.camera_id and not any(c.id == where.camera_id for c in cameras):
         raise NotCovered(field, f"no running camera {where.camera_id!r}")
-    seeing = [c for c in cameras if c.enabled and sees(c, where)]
+    seeing = [c for c in cameras if c.enabled and seen_by_any(c, where)]
     if not seeing:
         raise NotCovered(field, f"no running camera covers {where.describe()} (view footprints: camera view.polygon "
-                                "or view.radius_m; grids: location.grid_code)")  # fmt: skip
-    picks = [Pick(c, preset) for c in sorted(seeing, key=lambda c: c.id) for ok, preset in [watches(c, code)] if ok]
+                                "or view.radius_m, or a patrol stop's view; grids: location.grid_code)")  # fmt: skip
+    picks = [Pick(c, preset) for c in sorted(seeing, key=lambda c: c.id) for ok, preset in [watches(c, code, where)]
+             if ok]  # fmt: skip
     if not picks:
         ids = ", ".join(c.id for c in seeing)
         raise NotCovered("problem_code", f"the cameras covering {where.describe()} ({ids}) do not watch {code}")

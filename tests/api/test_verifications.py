@@ -17,6 +17,7 @@ from detector.filing.cases import CaseService
 from detector.incidents.evidence import EvidenceStore
 from detector.rules.taxonomy import load_taxonomy
 from detector.store.db import AuditLog, VerificationLook, open_database
+from detector.verification.coverage import NotCovered, Where, covering
 
 GRID = "110107001002003"
 
@@ -121,3 +122,41 @@ def test_an_unknown_request_is_404_and_a_viewer_may_not_ask(client) -> None:
     body = {"problem_code": "09006", "location": {"camera_id": "east"}}
     r = http.post("/api/v1/verifications", json=body, headers={"Authorization": f"Bearer {viewer}"})
     assert r.status_code == 403
+
+
+def dome(**over: object) -> Camera:
+    """A dome at a crossing: preset 1 looks north, 2 east (both watch 09006), 3 south with the camera's view, a
+    circle of 150 m (it watches dust only)."""
+    north = [[116.2000, 39.9010], [116.2010, 39.9010], [116.2010, 39.9020], [116.2000, 39.9020]]
+    east = [[116.2010, 39.9000], [116.2020, 39.9000], [116.2020, 39.9010], [116.2010, 39.9010]]
+    fields: dict[str, object] = {
+        "problems": ["09006", "03025"], "location": {"lon": 116.2005, "lat": 39.9005}, "view": {"radius_m": 150},
+        "ptz": {"host": "10.0.0.7", "port": 8000},
+        "patrol": [{"preset": "1", "problems": ["09006"], "view": {"polygon": north}},
+                   {"preset": "2", "problems": ["09006"], "view": {"polygon": east}},
+                   {"preset": "3", "problems": ["03025"]}],
+    }  # fmt: skip
+    return camera("dome", **{**fields, **over})
+
+
+@pytest.mark.parametrize(
+    ("lon", "lat", "code", "preset"),
+    [
+        (116.2005, 39.9015, "09006", "1"),  # in the north view
+        (116.2015, 39.9005, "09006", "2"),  # in the east view: preset 2, not the first stop watching 09006
+        (116.2005, 39.8995, "03025", "3"),  # south, 110 m from the pole: preset 3 sees it through the camera's view
+    ],
+)
+def test_a_point_goes_to_the_patrol_stop_whose_view_holds_it(lon: float, lat: float, code: str, preset: str) -> None:
+    [pick] = covering([dome()], Where(lon=lon, lat=lat), code)
+    assert (pick.camera.id, pick.preset) == ("dome", preset)
+
+
+def test_a_point_no_stop_watching_the_problem_sees_is_refused_and_a_grid_takes_the_first_stop() -> None:
+    with pytest.raises(NotCovered, match=r"problem_code: the cameras covering .* \(dome\) do not watch 09006"):
+        covering([dome()], Where(lon=116.2005, lat=39.8995), "09006")  # south: preset 3 sees it, watches dust only
+    with pytest.raises(NotCovered, match=r"^location: no running camera covers"):
+        covering([dome(view=None)], Where(lon=116.2005, lat=39.8995), "03025")  # no view of the south at all
+    [pick] = covering([dome(location={"grid_code": GRID, "lon": 116.2005, "lat": 39.9005})], Where(grid_code=GRID),
+                      "09006")  # fmt: skip
+    assert pick.preset == "1"

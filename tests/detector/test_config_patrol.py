@@ -77,6 +77,11 @@ def _stop(extra: str) -> str:
             "cameras.0.patrol.0.rules.09006", "not watched at this preset",
         ),
         (_stop("      - {preset: 1, dwell: 60}\n"), "cameras.0.patrol.0.dwell", "Extra inputs"),
+        (_stop("      - {preset: 1, view: {radius_m: 50}}\n"), "cameras.0.patrol.0.view.radius_m",
+         "needs location.lon and location.lat"),
+        (_stop("      - {preset: 1, view: {polygon: [[116.2, 39.9], [116.3, 39.9]]}}\n"),
+         "cameras.0.patrol.0.view.polygon", "at least 3"),
+        (_stop("      - {preset: 1, view: {}}\n"), "cameras.0.patrol.0.view", "give either polygon or radius_m"),
         (DOME.replace("    ptz: {host", "    ptz_: {host"), "cameras.0.ptz_", "Extra inputs"),
         (DOME.replace("    ptz: {host: 10.0.0.7, port: 8000,", "    ptz: {host: 10.0.0.7, port: 0,"),
          "cameras.0.ptz.port", "greater than or equal to 1"),
@@ -95,3 +100,11 @@ def test_a_patrol_needs_a_ptz_block(tmp_path: Path) -> None:
     text = "".join(line for line in DOME.splitlines(keepends=True) if not line.startswith("    ptz:"))
     [error] = load(tmp_path, text).errors
     assert error.field == "cameras.0.patrol" and "needs a ptz block" in error.message
+
+
+def test_a_stop_may_have_a_view_of_its_own(tmp_path: Path) -> None:
+    north = "[[116.20, 39.90], [116.21, 39.90], [116.21, 39.91]]"
+    [cam] = load(tmp_path, _stop(f"      - {{preset: 1, view: {{polygon: {north}}}}}\n")).cameras
+    assert cam.patrol[0].view is not None and cam.patrol[0].view.polygon == [(116.20, 39.90), (116.21, 39.90),
+                                                                             (116.21, 39.91)]  # fmt: skip
+    assert cam.patrol[1].view is None  # the camera's (none here)
