@@ -70,13 +70,17 @@ def generate_password() -> str:
 def add_user(s: Session, username: str, password: str, role: str) -> User:
     """Raises: AccountError: bad role, short password or a taken name."""
     _check_role(role)
-    if len(password) < 10:
-        raise AccountError("password must have at least 10 characters")
+    _check_password(password)
     if s.scalar(select(User).where(User.username == username)) is not None:
         raise AccountError(f"user {username!r} exists")
     user = User(username=username, password_hash=_hasher.hash(password), role=role, created_at=datetime.now(UTC))
     s.add(user)
     return user
+
+
+def _check_password(password: str) -> None:
+    if len(password) < 10:
+        raise AccountError("password must have at least 10 characters")
 
 
 def list_users(s: Session) -> list[User]:
@@ -113,8 +117,7 @@ def reset_password(s: Session, username: str, password: str) -> User:
     Raises:
         AccountError: no such user, or a short password.
     """
-    if len(password) < 10:
-        raise AccountError("password must have at least 10 characters")
+    _check_password(password)
     user = _user(s, username)
     user.password_hash = _hasher.hash(password)
     s.execute(delete(LoginSession).where(LoginSession.user_id == user.id))

@@ -284,15 +284,19 @@ def _when(ts) -> str:
 def cmd_user_list(args: argparse.Namespace) -> int:
     from api.accounts import list_users
 
+    def line(u) -> str:
+        state = "disabled" if u.disabled else "active"
+        return f"{u.username:24} {u.role:9} {state:9} created={_when(u.created_at)}"
+
+    return _print_accounts(args, list_users, line, "no users yet (gridsight user add NAME)")
+
+
+def _print_accounts(args: argparse.Namespace, rows_of, line, empty: str) -> int:
     engine, sessions = _accounts(args)
     with sessions() as s:
-        users = list_users(s)
-        for u in users:
-            state = "disabled" if u.disabled else "active"
-            print(f"{u.username:24} {u.role:9} {state:9} created={_when(u.created_at)}")
+        lines = [line(row) for row in rows_of(s)]
     engine.dispose()
-    if not users:
-        print("no users yet (gridsight user add NAME)")
+    print("\n".join(lines) if lines else empty)
     return 0
 
 
@@ -323,16 +327,11 @@ def cmd_user_reset_password(args: argparse.Namespace) -> int:
 def cmd_token_list(args: argparse.Namespace) -> int:
     from api.accounts import list_tokens
 
-    engine, sessions = _accounts(args)
-    with sessions() as s:
-        tokens = list_tokens(s)
-        for t in tokens:  # never the secret: only its hash is stored anyway
-            state = "revoked" if t.revoked else "active"
-            print(f"{t.name:24} {t.role:9} {state:8} created={_when(t.created_at)} last_used={_when(t.last_used_at)}")
-    engine.dispose()
-    if not tokens:
-        print("no tokens yet (gridsight token create NAME)")
-    return 0
+    def line(t) -> str:  # never the secret: only its hash is stored anyway
+        state = "revoked" if t.revoked else "active"
+        return f"{t.name:24} {t.role:9} {state:8} created={_when(t.created_at)} last_used={_when(t.last_used_at)}"
+
+    return _print_accounts(args, list_tokens, line, "no tokens yet (gridsight token create NAME)")
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:

@@ -157,8 +157,7 @@ class Filer:
                 self.failed += 1
                 self._later(s, msg, str(e), retry=e.retryable)
                 return
-            msg.state, msg.lease_until, msg.updated_at, msg.last_error = "done", None, datetime.now(UTC), None
-            msg.attempts += 1
+            self._delivered(msg)
             if receipt is not None:
                 case.platform_case_id = receipt.case_id
                 try:
@@ -166,7 +165,6 @@ class Filer:
                 except TransitionRefused as e:  # filed all the same: the status sync goes on
                     log.warning("filing receipt status not applied", extra={"case": case.id, "error": str(e)})
             s.commit()
-            self.sent += 1
             extra = {"case": case.id, "kind": msg.kind, "platform_case": case.platform_case_id}
             log.info("sent to platform", extra=extra)
 
@@ -181,11 +179,14 @@ class Filer:
             self.failed += 1
             self._later(s, msg, str(e), retry=e.retryable)
             return
+        self._delivered(msg)
+        s.commit()
+        log.info("sent to platform", extra={"verification": msg.verification_id, "kind": msg.kind})
+
+    def _delivered(self, msg: Outbox) -> None:
         msg.state, msg.lease_until, msg.updated_at, msg.last_error = "done", None, datetime.now(UTC), None
         msg.attempts += 1
-        s.commit()
         self.sent += 1
-        log.info("sent to platform", extra={"verification": msg.verification_id, "kind": msg.kind})
 
     def _later(self, s: Session, msg: Outbox, error: str, *, retry: bool) -> None:
         """Schedules a retry with exponential backoff and jitter, or dead-letters the message."""
