@@ -59,6 +59,7 @@ class Pending:
     hits: list[bool] = field(default_factory=list)
     found: tuple[Frame, list[Finding]] | None = None
     last: Frame | None = None
+    stop: tuple[Camera, CameraRules] | None = None  # the preset's view whose frames were gathered (its zones)
 
 
 class VerificationDesk:
@@ -163,7 +164,8 @@ class VerificationDesk:
     ) -> bool:  # fmt: skip
         """One frame for one look (only the analysis thread changes a Pending); True: the look is answered."""
         if visit is not None and p.visit is not None and p.visit != visit:  # the patrol left before a verdict
-            return self._conclude(p, camera, rules, over=True)
+            assert p.stop is not None
+            return self._conclude(p, *p.stop, over=True)
         if frame.arrived < p.since or p.preset != camera.ptz_preset:
             return False
         if p.code not in rules.rules:
@@ -184,7 +186,7 @@ class VerificationDesk:
         if visit is None:  # a fixed camera: this frame answers
             p.hits = [bool(found)]
             return self._conclude(p, camera, rules, over=True)
-        p.visit = visit
+        p.visit, p.stop = visit, (camera, rules)
         p.hits.append(bool(found))
         return self._conclude(p, camera, rules, over=False)
 
