@@ -237,6 +237,8 @@ class GridSight:
                 health.set_ptz_error(f"patrol: {e.reason}")
             elif e.state is not PatrolState.STARTING:  # (a retry is not yet a success)
                 health.set_ptz_error(None)
+            if self.events is not None:  # arrived at a preset, paused by a lock, resumed (docs/mqtt.md)
+                self.events.patrol(e)
 
         try:
             return Patrol.from_camera(cam, on_event=on_event)

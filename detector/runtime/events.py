@@ -1,4 +1,4 @@
-"""GridSight's events on MQTT: camera health, incidents and case statuses (topics: docs/mqtt.md).
+"""GridSight's events on MQTT: camera health, incidents, case statuses and PTZ patrols (topics: docs/mqtt.md).
 
 `MqttPublisher` owns one paho-mqtt client with its network loop in a background
 thread (automatic reconnect with backoff) and a sender thread that feeds it from
@@ -7,7 +7,7 @@ it is full the oldest are dropped and counted. Publishing never blocks and never
 raises, so the pipeline, the filer and the API can call it inside their work.
 
 `Events` turns GridSight's hooks (IncidentManager.on_event, CaseService.on_status,
-the health loop) into the documented JSON messages. A message about a database
+the health loop, a Patrol's on_event) into the documented JSON messages. A message about a database
 change is sent only once that change commits; a rolled-back change sends nothing.
 """
 
@@ -33,12 +33,14 @@ from sqlalchemy.orm import Session, object_session
 
 from detector.config import MqttSettings
 from detector.ingest.health import HealthSnapshot
+from detector.ingest.patrol import PatrolEvent, PatrolState
 from detector.rules.taxonomy import Taxonomy
 from detector.store.db import Case, Incident
 
 log = logging.getLogger(__name__)
 
 INCIDENT_EVENTS = ("opened", "present", "cleared", "recurred")
+PATROL_EVENTS = ("arrived", "paused", "resumed")
 ONLINE, OFFLINE = b"1", b"0"
 
 
@@ -278,6 +280,24 @@ def incident_payload(inc: Incident, taxonomy: Taxonomy) -> dict[str, Any]:
     }
 
 
+def patrol_event(before: PatrolState | None, e: PatrolEvent) -> str | None:
+    """Which patrol message a state change makes (pure): "arrived" (settled at a preset: its frames count from
+    now), "paused" (locked: an operator's lock or a manual move), "resumed" (out of the lock, on its way again);
+    None for the others (moving, settling, a fault or retry: the camera's status tells those)."""
+    if e.state is PatrolState.DWELLING:
+        return "arrived"
+    if e.state is PatrolState.LOCKED and before is not PatrolState.LOCKED:
+        return "paused"
+    if before is PatrolState.LOCKED and e.state not in (PatrolState.LOCKED, PatrolState.STOPPED):
+        return "resumed"
+    return None
+
+
+def patrol_payload(e: PatrolEvent, event: str, name: str) -> dict[str, Any]:
+    return {"camera_id": e.camera_id, "name": name, "event": event, "preset": e.preset, "state": e.state.value,
+            "reason": e.reason or None, "ts": now_iso()}  # fmt: skip
+
+
 def case_status_payload(case: Case, old: str | None, new: str, source: str) -> dict[str, Any]:
     return {
         "case_id": case.id,
@@ -337,6 +357,8 @@ class Events:
         self.taxonomy = taxonomy
         self.camera_names = camera_names
         self._camera_seen: dict[str, tuple[str, str | None]] = {}
+        self._patrol_state: dict[str, PatrolState] = {}  # camera id → the last state its patrol reported
+        self._patrol_lock = threading.Lock()  # a patrol reports from its own thread and from the API's lock calls
 
     def start(self) -> None:
         self.publisher.start()
@@ -363,6 +385,18 @@ class Events:
             after_commit(case, lambda: self.publisher.publish(suffix, body))
         except Exception:
             log.exception("mqtt case event failed", extra={"case": getattr(case, "id", None)})
+
+    def patrol(self, e: PatrolEvent) -> None:
+        """A Patrol's on_event (its thread): arrived at a preset, paused by a lock, resumed."""
+        try:
+            with self._patrol_lock:
+                before, self._patrol_state[e.camera_id] = self._patrol_state.get(e.camera_id), e.state
+            if (event := patrol_event(before, e)) is None:
+                return
+            name = self.camera_names.get(e.camera_id, e.camera_id)
+            self.publisher.publish(f"patrol/{e.camera_id}/{event}", patrol_payload(e, event, name))
+        except Exception:
+            log.exception("mqtt patrol event failed", extra={"camera": e.camera_id})
 
     def camera_status(self, snap: HealthSnapshot, *, force: bool = False) -> bool:
         """A camera's health, retained, when its state or error changed (or `force`); True when sent."""

@@ -25,7 +25,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from detector.config import MqttSettings, Settings
-from detector.runtime.events import Events, MqttPublisher
+from detector.ingest.patrol import PatrolEvent, PatrolState
+from detector.runtime.events import Events, MqttPublisher, patrol_event
 from tests.conftest import street_camera, write_config
 from tests.test_run import api_token, api_url, start
 
@@ -36,6 +37,7 @@ CAMERA_KEYS = {"camera_id", "name", "state", "last_error", "last_frame_at", "ts"
 INCIDENT_KEYS = {"incident_id", "case_key", "camera_id", "problem_code", "problem_name", "zone", "state",
                  "opened_at", "last_seen_at", "score", "box", "ts"}  # fmt: skip
 CASE_KEYS = {"case_id", "incident_id", "platform_case_id", "problem_code", "from", "to", "source", "ts"}
+PATROL_KEYS = {"camera_id", "name", "event", "preset", "state", "reason", "ts"}
 
 
 # ---------------------------------------------------------------- helpers
@@ -408,3 +410,56 @@ def test_mqtt_settings_validate_the_topic_prefix_and_default_ports() -> None:
             MqttSettings(host="h", topic_prefix=bad)
     with pytest.raises(ValueError):
         Settings.model_validate({"mqtt": {"host": "h", "password": "inline"}})  # extra="forbid": by env var only
+
+
+# ---------------------------------------------------------------- patrol events
+
+P = PatrolState
+
+
+@pytest.mark.parametrize(
+    ("before", "state", "expected"),
+    [
+        (P.SETTLING, P.DWELLING, "arrived"),
+        (P.DWELLING, P.MOVING, None),  # on its way: the arrival says the rest
+        (P.MOVING, P.SETTLING, None),
+        (P.DWELLING, P.LOCKED, "paused"),
+        (P.LOCKED, P.LOCKED, None),  # the lock pushed out: still the same pause
+        (P.LOCKED, P.MOVING, "resumed"),
+        (P.LOCKED, P.STOPPED, None),  # shut down while locked: the camera's status says so
+        (P.MOVING, P.FAULT, None),
+        (None, P.STARTING, None),
+    ],
+)
+def test_which_patrol_changes_are_events(before: PatrolState | None, state: PatrolState, expected: str | None) -> None:
+    assert patrol_event(before, PatrolEvent("dome-1", state, "3", 0.0)) == expected
+
+
+@pytest.mark.mqtt
+def test_patrol_arrivals_pauses_and_resumes_are_published(prefix: str) -> None:
+    sub = Subscriber(prefix, "patrol/#")
+    pub = publisher(prefix, BROKER[1])
+    events = Events(pub, None, {"dome-1": "十字路口球机"})  # type: ignore[arg-type]
+    events.start()
+    try:
+        for state, preset, reason in [
+            (P.STARTING, None, ""), (P.MOVING, "1", ""), (P.SETTLING, "1", ""), (P.DWELLING, "1", ""),
+            (P.MOVING, "2", ""), (P.LOCKED, None, "locked by an operator for 300 s"),
+            (P.LOCKED, None, "moved by someone else"), (P.MOVING, "2", "lock over"), (P.SETTLING, "2", ""),
+            (P.DWELLING, "2", ""),
+        ]:  # fmt: skip
+            events.patrol(PatrolEvent("dome-1", state, preset, time.monotonic(), reason))
+        got = sub.wait_for(lambda ms: len(ms) >= 4, 10, "four patrol messages")
+    finally:
+        events.stop(2)
+        sub.close()
+    assert [m.topic.removeprefix(prefix + "/") for m in got] == [
+        "patrol/dome-1/arrived", "patrol/dome-1/paused", "patrol/dome-1/resumed", "patrol/dome-1/arrived"
+    ]  # fmt: skip
+    bodies = [m.json() for m in got]
+    assert all(set(b) == PATROL_KEYS and b["camera_id"] == "dome-1" and b["name"] == "十字路口球机" for b in bodies)
+    assert [(b["event"], b["preset"], b["state"]) for b in bodies] == [
+        ("arrived", "1", "dwelling"), ("paused", None, "locked"), ("resumed", "2", "moving"),
+        ("arrived", "2", "dwelling"),
+    ]  # fmt: skip
+    assert bodies[1]["reason"] == "locked by an operator for 300 s" and not any(m.retain for m in got)
