@@ -108,12 +108,11 @@ class GridSight:
         self.model_store = ModelStore(s.models_dir)
         self.leases = self._lease_keeper()  # None: this process serves every camera (no other instance)
         if self.leases is not None:
-            alone = self.leases.join()
-        else:  # a supervisor starts its workers later; instances elsewhere may share a PostgreSQL database
-            alone = not (self.role == "supervisor" and s.instance.leases_on(s.database_url))
+            self.leases.join()
         with self.sessions() as sess:
-            if alone:  # a live instance on the same evidence root may be writing files its rows do not yet name
-                self.store.sweep_orphans(sess)
+            # Other live instances on the same evidence root are safe: files young enough to be
+            # waiting for their rows are spared (evidence.GRACE_S).
+            self.store.sweep_orphans(sess)
             self._desired = desired(sess, self.model_store)
         self._apply_retention()
         cameras = {c.id: c for c in self.config.cameras}
