@@ -102,3 +102,33 @@ def test_workers_share_cameras_and_a_killed_worker_is_replaced(short_street: Pat
         keys = con.execute("SELECT case_key, count(*) FROM incidents WHERE active_key IS NOT NULL GROUP BY case_key")
         assert all(n == 1 for _key, n in keys)
     assert holders(db) == {}  # workers released their leases on the way out
+
+
+def test_a_worker_stopped_while_it_starts_its_cameras_releases_their_leases(short_street: Path, tmp_path: Path) -> None:
+    """A supervisor stopping (SIGTERM) a worker it has just restarted: the worker holds leases from its first
+    claim on, while its cameras are still being built; it must stop cleanly and release them, not die holding
+    them (the other instances would wait out the lease)."""
+    cams = [street_camera(short_street, cam_id=c, source={"url": str(short_street), "loop": True}) for c in CAMERAS]
+    cfg = write_config(tmp_path, cams, instance={"lease_s": 60})
+    db = tmp_path / "gridsight.db"
+    log = tmp_path / "log.txt"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "detector.cli", "run", "--config", str(cfg), "--worker", "0", "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=log.open("a"),
+    )  # fmt: skip
+    try:
+        wait_until("the worker's first claim", lambda: db.exists() and _claimed(db), 60, every_s=0.01)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, log.read_text()[-2000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert holders(db) == {}
+    assert "stopping on signal" in log.read_text()
+
+
+def _claimed(db: Path) -> bool:
+    try:
+        return bool(holders(db))
+    except sqlite3.OperationalError:  # the table is not there yet
+        return False

@@ -99,6 +99,7 @@ class GridSight:
     # ------------------------------------------------------------ start
 
     def start(self) -> None:
+        self._catch_signals()  # first: a SIGTERM while cameras are claimed and built is a clean stop, not a kill
         s = self.config.settings
         if s.mqtt is not None:  # first, so every later part can report; connects in the background
             self.events = build_events(s.mqtt, self.config.taxonomy, {c.id: c.name for c in self.config.cameras})
@@ -723,15 +724,8 @@ class GridSight:
     # ------------------------------------------------------------ run / stop
 
     def run(self, duration_s: float | None = None) -> None:
-        """Blocks until `duration_s` passes, SIGINT/SIGTERM arrives, or `request_stop()`."""
-
-        def on_signal(signum: int, _frame: FrameType | None) -> None:
-            log.info("stopping on signal", extra={"signal": signal.Signals(signum).name})
-            self._stop.set()
-
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, on_signal)
-            signal.signal(signal.SIGTERM, on_signal)
+        """Blocks until `duration_s` passes, SIGINT/SIGTERM arrives (also one during `start`), or `request_stop()`."""
+        self._catch_signals()
         deadline = None if duration_s is None else time.monotonic() + duration_s
         retention_due = time.monotonic() + RETENTION_EVERY_S
         step = WATCH_CONFIG_EVERY_S if self.leases is None else FOLLOW_LEASES_EVERY_S  # leases: follow them closely
@@ -753,6 +747,17 @@ class GridSight:
             if time.monotonic() >= retention_due:
                 retention_due += RETENTION_EVERY_S
                 self._apply_retention()
+
+    def _catch_signals(self) -> None:
+        """SIGINT/SIGTERM ask for a stop (from the main thread only; elsewhere the caller stops the app)."""
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("stopping on signal", extra={"signal": signal.Signals(signum).name})
+            self._stop.set()
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, on_signal)
+            signal.signal(signal.SIGTERM, on_signal)
 
     def request_stop(self) -> None:
         self._stop.set()
