@@ -412,7 +412,7 @@ class ModelEvaluation:
 
 
 @contextmanager
-def _ranked_model(model_dir: Path) -> Iterator[OnnxModel]:
+def ranked_model(model_dir: Path) -> Iterator[OnnxModel]:
     """The model with its manifest's NMS IoU but a score threshold of AP_CONF and room for
     every NMS candidate: a temporary folder holding a link to the same ONNX file."""
     model_dir = Path(model_dir)
@@ -490,7 +490,7 @@ def evaluate_split(
             )
         index = {c: i for i, c in enumerate(shared)}
         truth, ranked, shipped = [], [], []
-        with _ranked_model(model.path.parent) as low:
+        with ranked_model(model.path.parent) as low:
             for item in images:
                 image = read_image(item.path)
                 h, w = image.shape[:2]
