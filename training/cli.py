@@ -31,6 +31,7 @@ def cmd_dataset_import(args: argparse.Namespace) -> int:
                 prefix=args.prefix,
                 images_root=args.images,
                 val_fraction=args.val_fraction,
+                per_photo=args.one_per_photo,
             )
         except DatasetError as e:
             print(e, file=sys.stderr)
@@ -273,6 +274,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--out", type=Path, required=True, help="dataset folder to create or extend")
     imp.add_argument("--prefix", help="name prefix of this source's files (default: the source's name)")
     imp.add_argument("--val-fraction", type=float, default=0.15, help="for sources without a validation split")
+    imp.add_argument(
+        "--one-per-photo",
+        action="store_true",
+        help="augmented exports (Roboflow's <photo>_jpg.rf.<hash>): one copy of each photo, split by photo "
+        "with --val-fraction (the export's copies of a photo cross its splits)",
+    )
     imp.set_defaults(func=cmd_dataset_import)
     rev = dsub.add_parser(
         "from-reviews",

@@ -154,8 +154,18 @@ def _outside(cx: float, cy: float, w: float, h: float, tol: float = 0.02) -> boo
 # --- readers: one generator per source format -------------------------------------------
 
 
+def _yolo_splits(root: Path) -> list[tuple[str, Path, Path]]:
+    """(split name, images folder, labels folder): `images/<split>` + `labels/<split>`, or Roboflow's
+    export layout `<split>/images` + `<split>/labels`."""
+    if (root / "images").is_dir():
+        return [
+            (d.name, d, root / "labels" / d.name) for d in sorted(p for p in (root / "images").iterdir() if p.is_dir())
+        ]
+    return [(d.name, d / "images", d / "labels") for d in sorted(root.iterdir()) if (d / "images").is_dir()]
+
+
 def read_yolo(root: Path, report: ImportReport) -> Iterator[Sample]:
-    """`root/data.yaml` (names as list or dict) with `images/<split>` and `labels/<split>`."""
+    """`root/data.yaml` (names as list or dict) with `images/<split>` and `labels/<split>` (or `<split>/images`...)."""
     data_yaml = root / "data.yaml"
     try:
         meta = yaml.safe_load(data_yaml.read_text(encoding="utf-8")) or {}
@@ -170,19 +180,19 @@ def read_yolo(root: Path, report: ImportReport) -> Iterator[Sample]:
         names = {int(k): str(v) for k, v in names.items()}
     except (TypeError, ValueError) as e:
         raise DatasetError(f"{data_yaml}: names: class ids must be integers: {e}") from e
-    if not (root / "images").is_dir():
-        raise DatasetError(f"{root / 'images'}: no images folder")
+    splits = _yolo_splits(root)
+    if not splits:
+        raise DatasetError(f"{root / 'images'}: no images folder (nor <split>/images)")
     # Names like "x_jpg.rf.3fa9.jpg" hold dots: strip only the real suffix, never use with_suffix.
-    label_files = {p.relative_to(root / "labels").parent / p.stem for p in (root / "labels").rglob("*.txt")}
+    label_files = {p.parent / p.stem for _, _, labels in splits for p in labels.rglob("*.txt")}
     seen: set[Path] = set()
-    split_dirs = sorted(p for p in (root / "images").iterdir() if p.is_dir())
     # A source without a validation split gets one from write_samples (split "").
-    has_val = any(_norm_split(d.name) == "val" for d in split_dirs)
-    for split_dir in split_dirs:
-        for image in sorted(p for p in split_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
-            rel = image.relative_to(root / "images").parent / image.stem
-            seen.add(rel)
-            label = root / "labels" / rel.parent / f"{rel.name}.txt"
+    has_val = any(_norm_split(name) == "val" for name, _, _ in splits)
+    for split_name, images, labels in splits:
+        for image in sorted(p for p in images.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+            rel = image.relative_to(images).parent / image.stem
+            label = labels / rel.parent / f"{rel.name}.txt"
+            seen.add(label.parent / rel.name)
             boxes: list[Box] = []
             if label.exists():
                 for n, line in enumerate(label.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
@@ -215,9 +225,28 @@ def read_yolo(root: Path, report: ImportReport) -> Iterator[Sample]:
                     clipped = _clip_box(cx, cy, w, h)
                     if clipped:
                         boxes.append(Box(names[cid], *clipped))
-            yield Sample(image, _norm_split(split_dir.name) if has_val else "", boxes)
+            yield Sample(image, _norm_split(split_name) if has_val else "", boxes)
     for rel in sorted(label_files - seen):
-        report.problem(str(root / "labels" / rel.parent / f"{rel.name}.txt"), "label without an image")
+        report.problem(f"{rel}.txt", "label without an image")
+
+
+def photo_of(image: Path) -> str:
+    """The photo an exported image shows: Roboflow names each augmented copy `<photo>_<ext>.rf.<hash>`."""
+    return image.stem.split(".rf.", 1)[0]
+
+
+def one_per_photo(samples: Iterable[Sample], val_fraction: float) -> Iterator[Sample]:
+    """One copy of each photo, split by photo. A Roboflow export holds up to three augmented copies
+    of a training photo, and the same photo may sit in its train and its valid split: imported as
+    they are, copies of one photo would be scored against themselves. The unaugmented copy (valid,
+    test) is kept where there is one, and the photo decides the split, not the export."""
+    best: dict[str, Sample] = {}
+    for s in samples:
+        kept = best.setdefault(photo_of(s.image), s)
+        if kept.split == "train" and s.split != "train":
+            best[photo_of(s.image)] = s
+    for photo, s in sorted(best.items()):
+        yield Sample(s.image, hash_split(photo, val_fraction), s.boxes)
 
 
 def read_coco(annotations: Path, images_root: Path, report: ImportReport, split: str = "") -> Iterator[Sample]:
@@ -434,8 +463,10 @@ def import_dataset(
     prefix: str | None = None,
     images_root: Path | None = None,
     val_fraction: float = 0.15,
+    per_photo: bool = False,
 ) -> ImportReport:
-    """Reads a YOLO folder, a COCO JSON (+ images_root) or a VOC folder into `out`.
+    """Reads a YOLO folder, a COCO JSON (+ images_root) or a VOC folder into `out`
+    (`per_photo`: one copy of each photo of an augmented export, see `one_per_photo`).
 
     Raises:
         DatasetError: the source as a whole is unreadable or the class lists disagree.
@@ -450,6 +481,8 @@ def import_dataset(
         samples = read_voc(source, report)
     else:
         raise DatasetError(f"format: expected yolo, coco or voc (got {fmt!r})")
+    if per_photo:
+        samples = one_per_photo(samples, val_fraction)
     name = prefix or (source.stem if fmt == "coco" else source.name)
     return write_samples(samples, out, class_map, prefix=name, report=report, val_fraction=val_fraction)
 

@@ -217,3 +217,32 @@ def test_repeat_lists_images_of_a_rare_class_several_times(tmp_path: Path, class
     assert Path(data["val"]) == ds / "images" / "val" and data["names"] == CLASSES
     with pytest.raises(ValueError, match="'litter' is not a class"):
         repeat_classes(ds / "data.yaml", {"litter": 2}, run)
+
+
+def test_an_augmented_export_gives_one_copy_of_each_photo_split_by_photo(tmp_path: Path, class_map: ClassMap) -> None:
+    # Roboflow's layout (<split>/images): photo p1 three times in train and once, unaugmented, in valid
+    src = tmp_path / "export"
+    write(src / "data.yaml", yaml.safe_dump({"names": ["trash", "bin"]}))
+    for split, name, label in [
+        ("train", "p1_jpg.rf.aa", "0 0.5 0.5 0.2 0.2\n"),
+        ("train", "p1_jpg.rf.bb", "0 0.4 0.5 0.2 0.2\n"),
+        ("train", "p1_jpg.rf.cc", "0 0.6 0.5 0.2 0.2\n"),
+        ("valid", "p1_jpg.rf.dd", "1 0.5 0.5 0.3 0.3\n"),
+        ("train", "p2_png.rf.ee", "0 0.1 0.1 0.3 0.1 0.3 0.3 0.1 0.3\n"),
+        ("test", "p3_jpg.rf.ff", ""),
+    ]:
+        jpeg(src / split / "images" / f"{name}.jpg", seed=len(name))
+        write(src / split / "labels" / f"{name}.txt", label)
+
+    out = tmp_path / "ds"
+    all_copies = import_dataset("yolo", src, tmp_path / "all", class_map, prefix="rf")
+    assert sum(all_copies.images.values()) == 6 and not all_copies.problems  # the layout alone is read as it is
+    report = import_dataset("yolo", src, out, class_map, prefix="rf", per_photo=True, val_fraction=0.5)
+    kept = sorted(p.name for p in out.glob("images/*/*.jpg"))
+    assert kept == ["rf__p1_jpg.rf.dd.jpg", "rf__p2_png.rf.ee.jpg", "rf__p3_jpg.rf.ff.jpg"]  # valid's copy of p1
+    assert dict(report.boxes["train"]) | dict(report.boxes["val"]) == {"garbage_bin": 1, "garbage": 1}
+    # the split follows the photo, whatever split the export put a copy in: the same on every import
+    again = import_dataset("yolo", src, tmp_path / "again", class_map, prefix="rf", per_photo=True, val_fraction=0.5)
+    assert dict(again.images) == dict(report.images)
+    splits = {p.name: p.parent.name for p in out.glob("images/*/*.jpg")}
+    assert {p.name: p.parent.name for p in (tmp_path / "again").glob("images/*/*.jpg")} == splits
