@@ -205,12 +205,21 @@ def cmd_cross_source(args: argparse.Namespace) -> int:
     recipe = Recipe(model=args.model, imgsz=args.imgsz, epochs=args.epochs, batch=args.batch,
                     close_mosaic=args.close_mosaic, width=args.width, height=args.height)  # fmt: skip
     try:
-        results = cross_source(args.data, args.runs, recipe, config_dir=args.yolo_config, in_domain=args.in_domain)
+        without = dict(_source_model(v) for v in args.without)
+        results = cross_source(args.data, args.runs, recipe, config_dir=args.yolo_config, in_domain=args.in_domain,
+                               without=without)  # fmt: skip
     except (DatasetError, ValueError, FileNotFoundError) as e:
         print(e, file=sys.stderr)
         return 1
     print(render(results))
     return 0
+
+
+def _source_model(value: str) -> tuple[str, Path]:
+    source, sep, model = value.partition("=")
+    if not sep or not (Path(model) / "model.onnx").is_file():
+        raise ValueError(f"--without {value}: expected SOURCE=MODEL_FOLDER holding a model.onnx")
+    return source, Path(model)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -372,6 +381,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     xs.add_argument("--data", type=Path, required=True, help="a merged dataset's data.yaml (two sources or more)")
     xs.add_argument("--runs", type=Path, required=True, help="folder of the training runs (resumed when rerun)")
     xs.add_argument("--in-domain", type=Path, help="model folder trained on every source (default: train one)")
+    xs.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        metavar="SOURCE=MODEL",
+        help="a model folder that never saw SOURCE (one older than it), instead of training one (repeatable)",
+    )
     xs.add_argument("--model", default="yolo11n.yaml", help="architecture YAML or a local .pt to start from")
     xs.add_argument("--imgsz", type=int, default=416)
     xs.add_argument("--epochs", type=int, default=30)

@@ -85,12 +85,20 @@ class Recipe:
 
 
 def cross_source(
-    data: Path, runs: Path, recipe: Recipe, *, config_dir: Path, in_domain: Path | None = None
+    data: Path,
+    runs: Path,
+    recipe: Recipe,
+    *,
+    config_dir: Path,
+    in_domain: Path | None = None,
+    without: dict[str, Path] | None = None,
 ) -> list[HeldOut]:
     """Holds out each source of the dataset `data` in turn (see the module doc).
 
     `in_domain`: a model folder trained on every source; None trains one with `recipe`.
-    Runs go under `runs/` (`all/`, `without-<source>/`) and resume where they stopped.
+    `without`: source → a model folder known never to have seen it (a model older than the
+    source), used instead of training one. Runs go under `runs/` (`all/`, `without-<source>/`)
+    and resume where they stopped.
 
     Raises:
         ValueError: the dataset has fewer than two sources.
@@ -101,6 +109,8 @@ def cross_source(
     train_by, val_by = by_source(train_split), by_source(val_split)
     if len(train_by) < 2:
         raise ValueError(f"{data}: one source ({', '.join(train_by) or 'none'}): nothing to hold out")
+    if unknown := set(without or {}) - set(train_by):
+        raise ValueError(f"without: no source {', '.join(sorted(unknown))} in {data} (sources: {', '.join(train_by)})")
     val_dir = data.parent / "images" / "val"
     if in_domain is None:
         in_domain = recipe.build(_write_data(runs / "all", train_split.names, train_split.images, val_dir),
@@ -111,7 +121,8 @@ def cross_source(
         if not others:
             continue
         run_dir = runs / f"without-{source}"
-        model = recipe.build(_write_data(run_dir, train_split.names, others, val_dir), run_dir, config_dir)
+        given = (without or {}).get(source)
+        model = given or recipe.build(_write_data(run_dir, train_split.names, others, val_dir), run_dir, config_dir)
         seen_elsewhere = {c for im in others for c in im.classes}
         mine = sorted({c for im in held for c in im.classes}, key=train_split.names.index)
         split = replace(val_split, images=held, split=f"val of {source}")
@@ -136,4 +147,7 @@ def render(results: Sequence[HeldOut]) -> str:
         for c in r.unlearnable:
             lines.append(f"| {r.source} | {r.images} | {c} | {ins[c].instances} | {ins[c].ap50:.3f} | – | "
                          "no other source has it |")  # fmt: skip
+    if results:
+        lines.append(f"\nin-domain model: {results[0].in_domain.model_dir}")
+        lines += [f"without {r.source}: {r.cross.model_dir}" for r in results]
     return "\n".join(lines)

@@ -48,3 +48,11 @@ def test_each_source_is_held_out_and_scored_beside_the_in_domain_model(tmp_path:
     assert not any("street__" in line for line in trained["without-street"])
     assert any("street__" in line for line in trained["without-yard"])
     assert len(trained["all"]) == sum(len(v) for k, v in trained.items() if k != "all") // 2
+
+    # a model older than a source never saw it: given with --without, nothing is trained for that source
+    given = [f"--without={s}={runs / f'without-{s}' / 'fp32'}" for s in ("street", "yard", "bins")]
+    again = gs("train", "cross-source", "--data", ds / "data.yaml", "--runs", tmp_path / "given",
+               "--in-domain", runs / "all" / "fp32", *given, "--yolo-config", tmp_path / "yolo")  # fmt: skip
+    assert [line for line in again.splitlines() if line.startswith("|")] == lines
+    assert f"without street: {runs / 'without-street' / 'fp32'}" in again
+    assert not list((tmp_path / "given").glob("*/weights"))
