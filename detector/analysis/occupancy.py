@@ -501,9 +501,11 @@ class OccupancyAnalyzer(Analyzer):
         if self._mask is None or self._mask.shape != shape:
             h, w = shape
             u8 = np.zeros(shape, np.uint8)
-            pts = [np.round(poly * (w, h)).astype(np.int32) for poly in self._polygons if len(poly) >= 3]
-            if pts:
-                cv2.fillPoly(u8, pts, 1)
+            # One polygon per call: given several, fillPoly fills by the even-odd rule, so where an even
+            # number of zones overlap (a shop front inside a no-vending stretch) the mask had a hole.
+            for poly in self._polygons:
+                if len(poly) >= 3:
+                    cv2.fillPoly(u8, [np.round(poly * (w, h)).astype(np.int32)], 1)
             self._mask = u8.astype(bool)
         return self._mask
 

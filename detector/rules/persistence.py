@@ -2,7 +2,8 @@
 
 A candidate is keyed like a case (camera, preset, zone, problem, coarse cell).
 It qualifies when it was present in ≥ k of the last n analyses *and* has been
-present for ≥ T minutes since it (re)appeared.
+present for ≥ T minutes since it (re)appeared (for occupancy, since the analyzer last saw its spot become
+occupied: `_present_since`).
 """
 
 from __future__ import annotations
@@ -126,10 +127,25 @@ class PersistenceTracker:
 
     def qualifies(self, c: Candidate, ts: datetime) -> bool:
         p = self.rules.rules[c.problem_code].persistence
-        return c.hits() >= p.k and ts - c.first_seen >= timedelta(minutes=p.minutes)
+        return c.hits() >= p.k and ts - _present_since(c) >= timedelta(minutes=p.minutes)
 
     def rule(self, c: Candidate) -> RuleSpec:
         return self.rules.rules[c.problem_code]
+
+
+def _present_since(c: Candidate) -> datetime:
+    """Since when the candidate's object has been there: its first hit, or later where the analyzer that
+    found it knows better. Occupancy's `static_since` is when the object's spot last became occupied
+    without a break; something that is at one spot in every other analysis only (a bottle put down and
+    taken away again and again, goods on a belt) keeps a candidate alive with hits, but arrives anew each
+    time, and must not count as standing there since its first hit."""
+    since = c.finding.extras.get("static_since") if c.finding is not None else None
+    if not isinstance(since, str):
+        return c.first_seen
+    try:
+        return max(c.first_seen, datetime.fromisoformat(since))
+    except (ValueError, TypeError):  # unparsable, or a naive time
+        return c.first_seen
 
 
 class Action(StrEnum):

@@ -188,6 +188,19 @@ def test_mask_excludes_objects_outside() -> None:
     assert _hits(last, OBJ2)
 
 
+@pytest.mark.parametrize("zones", [2, 4])
+def test_overlapping_zones_do_not_cancel_out(zones: int) -> None:
+    # the mask is the union of the zones: an object where an even number of them overlap is inside it
+    # (filled as one even-odd polygon set, two whole-view zones gave an empty mask and nothing was reported)
+    full = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
+    left_half = [(0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)]
+    scene, an = Scene(5), OccupancyAnalyzer(mask=[full, left_half] * (zones // 2))
+    last = Observations()
+    for i in range(30):
+        last = an.analyze(_frame(i, scene.render((OBJ2,) if i >= 10 else (), passers=1)))
+    assert _hits(last, OBJ2)
+
+
 def test_state_round_trip_keeps_the_empty_view() -> None:
     scene, trained = Scene(6), OccupancyAnalyzer()
     for i in range(40):  # empty for 200 s, then the object for 200 s

@@ -95,6 +95,25 @@ def test_flicker_and_a_stall_that_leaves_early_never_qualify() -> None:
     assert not any(q for _, q in run(PersistenceTracker(rules), rules, "xxx....xxx...."))  # gone before 2 min
 
 
+@pytest.mark.parametrize(("arrives_each_hit", "expect"), [(False, True), (True, False)])
+def test_minutes_count_from_when_occupancy_saw_the_object_arrive(arrives_each_hit: bool, expect: bool) -> None:
+    # The looped bottle clip: a bottle put down and taken away again and again, at one spot, hit in every
+    # analysis (its presence, then the hole it leaves in the learned view) — but occupancy's static_since
+    # is each hit's own time. Counted from the first hit, it "stood" there 2 minutes; it never did.
+    rules = CameraRules.build(camera(), TAX)
+    tracker = PersistenceTracker(rules)
+    qualified = []
+    for i in range(12):
+        ts = T0 + timedelta(seconds=30 * i)
+        since = (ts if arrives_each_hit else T0).isoformat()
+        obs = Observations.build([STALL], [0.8], ["occupancy:stationary"], [{"static_since": since}])
+        tracker.update(rules.findings(obs, ts), ts, keep=set())
+        qualified.append(tracker.qualifies(next(iter(tracker.candidates.values())), ts))
+    assert any(qualified) is expect
+    if expect:  # a truly stationary object: the same moment as without static_since
+        assert qualified.index(True) == 4
+
+
 def test_case_key_is_place_and_problem_and_survives_cell_border_jitter() -> None:
     rules = CameraRules.build(camera(), TAX)
     tracker = PersistenceTracker(rules)
