@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import av
 import numpy as np
@@ -34,6 +33,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # tests.support is not installed
     sys.path.insert(0, str(REPO))
+
+from real_footage import LOCAL, NIGHT, load_clips, measure  # noqa: E402
 
 from detector.rules.engine import MAINTENANCE  # noqa: E402
 from detector.synthetic.scenarios import SITE_ZONE, ScenarioSpec, ensure_scenario  # noqa: E402
@@ -45,16 +46,14 @@ from detector.synthetic.street_scenes import (  # noqa: E402
     Thing,
     ensure_street_scene,
 )
-from tests.conftest import SHARED_VIDEOS, write_config  # noqa: E402
+from tests.conftest import write_config  # noqa: E402
 from tests.support.replay import Replay, replay  # noqa: E402
 
 CACHE = REPO / "var" / "bench"
-LOCAL = ZoneInfo("Asia/Shanghai")
+MIRRORS = Path("/work/.mirror")  # git mirrors holding the real clips that are not in ../shared
 CADENCE_S = 10
 FPS = 2  # generated videos: rendering time scales with frames, analysis runs at the cadence
 Box = tuple[float, float, float, float]
-NIGHT = {"night": {"windows": [{"days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
-                                "start": "22:00", "end": "06:00"}]}}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -378,32 +377,16 @@ def phone_rate(seed: int = 2026) -> tuple[int, int, int, int]:
 
 
 def real_clips(hours: float, root: Path, cadence_s: float = CADENCE_S) -> tuple[list[dict[str, Any]], float]:
-    """The shared Intel IoT clips looped for `hours` of pipeline time each, every analyzer on, zones covering
-    the frame; returns per camera its incidents and hours, and the CPU seconds per camera-second."""
-    clips = sorted(SHARED_VIDEOS.glob("*.mp4"))
-    if not clips:
-        return [], 0.0
-    full = [(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
-    purposes = ("no_vending", "shop_front", "wall", "construction_site", "no_parking")
-    zones = [_zone(p.replace("_", "-"), p, full) for p in purposes]
-    problems = ["09006", "09005", "09001", "07001", "08004", "08001", "09010"]
-    cams = [
-        {**_camera(clip.stem[:40], clip, "2026-03-02T18:00:00+08:00", zones, problems, schedules=NIGHT,
-                   rules={"08001": {"schedule": "night"}}, cadence_s=cadence_s),
-         "source": {"url": str(clip), "loop": True, "start_time": "2026-03-02T18:00:00+08:00"}}
-        for clip in clips
+    """bench/real_footage.py's clips (every analyzer on, every zone purpose on the whole frame) looped for
+    `hours` of pipeline time each; returns per camera its incidents and hours, and the CPU seconds per
+    camera-second. Their pictures go to var/bench/real-footage/."""
+    run = measure(load_clips(MIRRORS), hours, cadence_s, root, CACHE / "real-footage")
+    per = [
+        {"camera": cam, "hours": v["hours"], "paused": v["paused"], "cadence_s": cadence_s,
+         "incidents": [f"{i.code} {i.opened.astimezone(LOCAL):%H:%M}" for i in run["incidents"] if i.camera == cam]}
+        for cam, v in run["cameras"].items()
     ]  # fmt: skip
-    fam = Family(cameras=cams)
-    result, found = run(fam, root, until_s=hours * 3600)
-    per = []
-    for cam in cams:
-        mine = [f for f in found if f.camera == cam["id"]]
-        hours_ = result.video_s[cam["id"]] / 3600
-        incidents = [f"{f.code} {f.opened.astimezone(LOCAL):%H:%M}" for f in mine]
-        per.append({"camera": cam["id"], "hours": hours_, "incidents": incidents, "paused": result.paused[cam["id"]],
-                    "cadence_s": cadence_s})  # fmt: skip
-    camera_s = sum(result.video_s.values())
-    return per, result.cpu_s / camera_s if camera_s else 0.0
+    return per, run["cpu_per_camera_s"]
 
 
 # ------------------------------------------------------------------ report
