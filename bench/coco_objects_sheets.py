@@ -1,12 +1,11 @@
-"""Count sheets for the people-and-vehicles model: annotated frames that a person counts by hand.
+"""Count sheets and AP50 for the people-and-vehicles model on frames labelled by hand.
 
-A COCO model cannot be scored on labelled street data here (none is at hand), so its
-precision and recall are counted by eye: this draws the bundled model's person and vehicle
-boxes, numbered, on the same frames every run — the 10 street photos of the garbage set's valid
-split that were counted (drawn at random, seed 14, among those where the FP32 build finds at
-least 3 such boxes), 2 frames of the corridor clip, 1 of the car park, and the ultralytics
-wheel's bus.jpg and zidane.jpg when that wheel is installed — and prints the boxes per frame. The counts are in the
-model's manifest (`metrics.hand_count`) and the README.
+No labelled street data for people and vehicles is at hand, so the boxes were drawn by hand on
+a fixed set of frames: the 10 street photos of the garbage set's valid split (drawn at random,
+seed 14, among those where the FP32 build finds at least 3 such boxes), 2 frames of the corridor
+clip, 1 of the car park, and the ultralytics wheel's bus.jpg and zidane.jpg when that wheel is
+installed. This draws the model's person and vehicle boxes, numbered, on those frames and prints
+them per frame. The results are in the model's manifest (`metrics.hand_labelled`) and the README.
 
 It then scores the model against hand-drawn boxes of the same frames (`coco_objects_truth.json`:
 {frame: [{"cls", "box": [x0, y0, x1, y1] in frame pixels, "ignore"}]}) and prints a markdown

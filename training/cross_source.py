@@ -57,7 +57,7 @@ class HeldOut:
     learnable: tuple[str, ...]  # its classes that another source has too
     unlearnable: tuple[str, ...]  # its classes no other source has
     in_domain: ModelEvaluation
-    cross: ModelEvaluation
+    cross: ModelEvaluation | None  # None: no class of it is learnable without it, so none was trained
 
 
 @dataclass(frozen=True)
@@ -120,15 +120,20 @@ def cross_source(
         others = [im for s, ims in train_by.items() if s != source for im in ims]
         if not others:
             continue
+        seen_elsewhere = {c for im in others for c in im.classes}
+        mine = sorted({c for im in held for c in im.classes}, key=train_split.names.index)
+        learnable = tuple(c for c in mine if c in seen_elsewhere)
+        unlearnable = tuple(c for c in mine if c not in seen_elsewhere)
+        split = replace(val_split, images=held, split=f"val of {source}")
+        if not learnable:  # nothing a model without it could learn: no model to train
+            (in_ev,) = evaluate_split({"in-domain": Path(in_domain)}, split, timing_frames=0)
+            out.append(HeldOut(source, len(held), learnable, unlearnable, in_ev, None))
+            continue
         run_dir = runs / f"without-{source}"
         given = (without or {}).get(source)
         model = given or recipe.build(_write_data(run_dir, train_split.names, others, val_dir), run_dir, config_dir)
-        seen_elsewhere = {c for im in others for c in im.classes}
-        mine = sorted({c for im in held for c in im.classes}, key=train_split.names.index)
-        split = replace(val_split, images=held, split=f"val of {source}")
         in_ev, cross_ev = evaluate_split({"in-domain": Path(in_domain), "cross": model}, split, timing_frames=0)
-        out.append(HeldOut(source, len(held), tuple(c for c in mine if c in seen_elsewhere),
-                           tuple(c for c in mine if c not in seen_elsewhere), in_ev, cross_ev))  # fmt: skip
+        out.append(HeldOut(source, len(held), learnable, unlearnable, in_ev, cross_ev))
     return out
 
 
@@ -140,7 +145,7 @@ def render(results: Sequence[HeldOut]) -> str:
     ]
     for r in results:
         ins = {m.name: m for m in r.in_domain.classes}
-        cross = {m.name: m for m in r.cross.classes}
+        cross = {m.name: m for m in r.cross.classes} if r.cross is not None else {}
         for c in r.learnable:
             a, b = ins[c].ap50, cross[c].ap50
             lines.append(f"| {r.source} | {r.images} | {c} | {ins[c].instances} | {a:.3f} | {b:.3f} | {a - b:+.3f} |")
@@ -149,5 +154,5 @@ def render(results: Sequence[HeldOut]) -> str:
                          "no other source has it |")  # fmt: skip
     if results:
         lines.append(f"\nin-domain model: {results[0].in_domain.model_dir}")
-        lines += [f"without {r.source}: {r.cross.model_dir}" for r in results]
+        lines += [f"without {r.source}: {r.cross.model_dir}" for r in results if r.cross is not None]
     return "\n".join(lines)

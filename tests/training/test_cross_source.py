@@ -42,15 +42,16 @@ def test_each_source_is_held_out_and_scored_beside_the_in_domain_model(tmp_path:
         assert int(images) > 0 and int(boxes) > 0
         assert float(drop) == pytest.approx(float(ins) - float(cross), abs=0.002)
     assert cells[("bins", "overflow")][-1] == "no other source has it"
-    # one model per held-out source and one on all of them, each trained on what it should be
+    # one model on all sources and one per held-out source that others can stand in for, each on what it should be
     trained = {p.parent.name: p.read_text().splitlines() for p in runs.glob("*/train.txt")}
-    assert set(trained) == {"all", "without-street", "without-yard", "without-bins"}
+    assert set(trained) == {"all", "without-street", "without-yard"}  # nothing of bins is learnt elsewhere
     assert not any("street__" in line for line in trained["without-street"])
     assert any("street__" in line for line in trained["without-yard"])
-    assert len(trained["all"]) == sum(len(v) for k, v in trained.items() if k != "all") // 2
+    only_in_all = set(trained["all"]) - set(trained["without-street"])
+    assert only_in_all and all(Path(line).name.startswith("street__") for line in only_in_all)
 
     # a model older than a source never saw it: given with --without, nothing is trained for that source
-    given = [f"--without={s}={runs / f'without-{s}' / 'fp32'}" for s in ("street", "yard", "bins")]
+    given = [f"--without={s}={runs / f'without-{s}' / 'fp32'}" for s in ("street", "yard")]
     again = gs("train", "cross-source", "--data", ds / "data.yaml", "--runs", tmp_path / "given",
                "--in-domain", runs / "all" / "fp32", *given, "--yolo-config", tmp_path / "yolo")  # fmt: skip
     assert [line for line in again.splitlines() if line.startswith("|")] == lines
