@@ -64,8 +64,10 @@ class CameraRules:
 
     @classmethod
     def build(cls, camera: Camera, taxonomy: Taxonomy) -> CameraRules:
-        rules = {code: resolve_rule(taxonomy, camera, code) for code in camera.problems}
-        outputs = {code: frozenset(taxonomy[code].outputs) for code in camera.problems}
+        # In taxonomy order: an observation counts for the first of them it qualifies for (`findings`).
+        problems = [t.code for t in taxonomy if t.code in camera.problems]
+        rules = {code: resolve_rule(taxonomy, camera, code) for code in problems}
+        outputs = {code: frozenset(taxonomy[code].outputs) for code in problems}
         # Maintenance findings come from the tamper check (`maintenance`), never from observations.
         rules[MAINTENANCE], outputs[MAINTENANCE] = MAINTENANCE_RULE, frozenset()
         return cls(camera=camera, rules=rules, outputs=outputs, zones=ZoneMasks(camera.zones))
@@ -94,13 +96,15 @@ class CameraRules:
         ]  # fmt: skip
 
     def findings(self, obs: Observations, ts: datetime) -> list[Finding]:
-        """Every (problem, observation) pair that passes score, size, zone and schedule tests."""
+        """The problem each observation is: the first watched problem, in taxonomy order, whose score, size,
+        zone and schedule tests it passes. One thing is one problem: smoke is burning garbage or a barbecue,
+        a stall is a stall or a mobile vendor, never both, which would file two cases for it."""
         out: list[Finding] = []
         if not len(obs):
             return out
         names = object_names(obs)
         matches = [_counts_as(lbl, obs.extras[i] if obs.extras else {}) for i, lbl in enumerate(obs.labels)]
-        ignored = np.zeros(len(obs), bool)
+        ignored = np.zeros(len(obs), bool)  # in an ignore zone, or already another problem
         for name in self.zones.ignored:
             ignored |= self.zones.contains(name, obs)
         for code, rule in self.rules.items():
@@ -127,6 +131,7 @@ class CameraRules:
                 ok &= zone_of != ""
             else:
                 zone_of[:] = WHOLE_VIEW
+            ignored |= ok
             for i in np.flatnonzero(ok):
                 out.append(
                     Finding(
