@@ -26,6 +26,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from detector.models.manifest import load_manifest  # noqa: E402
+from training.datasets import photo_of  # noqa: E402
 from training.evaluate import evaluate  # noqa: E402
 
 COMMIT = "e88068f"
@@ -38,7 +39,7 @@ def build_eval_set(mirror: Path, out: Path = OUT) -> tuple[int, int]:
                            check=True, capture_output=True, text=True).stdout.split()  # fmt: skip
     photos: dict[str, str] = {}
     for f in sorted(f for f in files if "/images/" in f):
-        photos.setdefault(Path(f).name.split(".rf.")[0], f)  # the first copy of each photo
+        photos.setdefault(photo_of(Path(f)), f)  # the first copy of each photo
     (out / "images" / "val").mkdir(parents=True, exist_ok=True)
     (out / "labels" / "val").mkdir(parents=True, exist_ok=True)
     boxes = 0
