@@ -61,20 +61,23 @@ def test_findings_respect_zone_ignore_score_output_and_size(box, label, score, e
 
 
 def test_one_observation_is_one_problem_the_first_in_taxonomy_order() -> None:
-    # smoke on a sidewalk watched for burning garbage and barbecues, a stall where stalls and mobile vendors
-    # are watched: listed in any order, each thing is one problem (two would file two cases for it)
+    # smoke watched for burning garbage and barbecues, a stall where stalls and mobile vendors are watched:
+    # listed in any order, each thing is one problem (two would file two cases for it), the narrower reading
+    # first: smoke on the sidewalk is a barbecue, smoke elsewhere burning garbage
     cam = camera(zones=[{"name": "walk", "purpose": "sidewalk", "polygon": SIDEWALK},
                         {"name": "no-stall", "purpose": "no_vending", "polygon": SIDEWALK}],
                  problems=["06029", "09001", "06020", "09006"], rules={})  # fmt: skip
     rules = CameraRules.build(cam, TAX)
-    obs = Observations.build([STALL, (0.1, 0.5, 0.3, 0.7)], [0.8, 0.8], ["occupancy:vending", "detector:smoke"])
-    found = sorted((f.problem_code, f.label) for f in rules.findings(obs, T0))
-    assert found == [("06020", "detector:smoke"), ("09006", "occupancy:vending")]
+    boxes, labels = [STALL, (0.1, 0.5, 0.3, 0.7), (0.1, 0.1, 0.3, 0.3)], ["occupancy:vending", *["detector:smoke"] * 2]
+    obs = Observations.build(boxes, [0.8] * 3, labels)
+    found = sorted((f.problem_code, round(f.box[1], 2)) for f in rules.findings(obs, T0))
+    assert found == [("06020", 0.1), ("06029", 0.5), ("09006", STALL[1])]  # told apart by their tops
     # where the first does not hold (a higher score bar here), the next problem takes the observation
     strict = camera(zones=cam.zones, problems=cam.problems, rules={"09006": {"min_score": 0.9}})
-    assert sorted(f.problem_code for f in CameraRules.build(strict, TAX).findings(obs, T0)) == ["06020", "09001"]
-    only_barbecue = CameraRules.build(camera(zones=cam.zones, problems=["06029"], rules={}), TAX)
-    assert [f.problem_code for f in only_barbecue.findings(obs, T0)] == ["06029"]
+    found = sorted(f.problem_code for f in CameraRules.build(strict, TAX).findings(obs, T0))
+    assert found == ["06020", "06029", "09001"]
+    only_burning = CameraRules.build(camera(zones=cam.zones, problems=["06020"], rules={}), TAX)
+    assert [f.problem_code for f in only_burning.findings(obs, T0)] == ["06020", "06020"]
 
 
 def test_schedule_limits_a_problem_to_its_window() -> None:

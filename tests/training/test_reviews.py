@@ -32,11 +32,13 @@ DAY1 = datetime(2026, 3, 6, 15, 0, tzinfo=SH)
 DAY2, DAY3 = DAY1 + timedelta(days=1), DAY1 + timedelta(days=2)
 FAST = {"persistence": {"k": 1, "n": 1, "minutes": 0}, "clear_minutes": 1}
 FULL_VIEW = [{"name": "walk", "purpose": "no_vending", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}]
+LOWER_HALF = [{"name": "walk", "purpose": "no_vending", "polygon": [[0, 0.45], [1, 0.45], [1, 1], [0, 1]]}]
 CLASSES = ["garbage", "overflow", "smoke"]
 
 G = (0.10, 0.50, 0.30, 0.70)  # garbage on camera c1
 OV = (0.60, 0.50, 0.80, 0.70)  # overflow
-K = (0.40, 0.10, 0.55, 0.35)  # smoke
+K = (0.40, 0.10, 0.55, 0.35)  # smoke above the no-vending stretch of c1: burning (06020)
+K2 = (0.40, 0.60, 0.50, 0.80)  # smoke in it: a barbecue (06029)
 O2, O2_FIXED = (0.60, 0.05, 0.75, 0.20), (0.62, 0.06, 0.74, 0.19)
 S = (0.40, 0.55, 0.60, 0.90)  # a stall (occupancy: no single detector class)
 #: the model-free label that finds stalls (09006 also lists several detector classes)
@@ -44,12 +46,12 @@ OCC = next(o for o in load_taxonomy(None)["09006"].outputs if not o.startswith("
 G2, G3 = (0.10, 0.10, 0.25, 0.30), (0.70, 0.10, 0.85, 0.30)
 
 
-def camera(cam_id: str, problems: list[str], **rules: dict) -> dict:
+def camera(cam_id: str, problems: list[str], zones: list[dict] = FULL_VIEW, **rules: dict) -> dict:
     return {
         "id": cam_id,
         "name": f"测试 {cam_id}",
         "source": {"url": "/x.mp4"},
-        "zones": FULL_VIEW,
+        "zones": zones,
         "problems": problems,
         "rules": {code: {**FAST, **rules.get(f"r{code}", {})} for code in problems},
         "filing": {code: {"mode": "review"} for code in problems},
@@ -65,7 +67,8 @@ class World:
 
     def __init__(self, root: Path) -> None:
         cams = [
-            camera("c1", ["06010", "06042", "06020", "06029"], r06029={"persistence": {"k": 2, "n": 2, "minutes": 0}}),
+            camera("c1", ["06010", "06042", "06020", "06029"], LOWER_HALF,
+                   r06029={"persistence": {"k": 2, "n": 2, "minutes": 0}}),
             camera("c2", ["06010", "06042", "09006"]),
         ]
         self.config = write_config(root, cams)
@@ -114,12 +117,13 @@ def world(tmp_path: Path) -> World:
     w.see("c1", DAY1, a, (G, "detector:garbage"), (OV, "detector:overflow"))
     w.review("c1", "06010", DAY1, "confirm")
     w.review("c1", "06042", DAY1, "reject", note="是垃圾桶")
-    # 20 s later smoke, the garbage still there: 06020 opens on the first frame, 06029 on the
+    # 20 s later two plumes, the garbage still there: 06020 opens on the first frame, 06029 on the
     # second, a near-identical one; both confirmed
     b = scene(2)
-    w.see("c1", DAY1 + timedelta(seconds=20), b, (G, "detector:garbage"), (K, "detector:smoke"))
+    smoke = (K, "detector:smoke"), (K2, "detector:smoke")
+    w.see("c1", DAY1 + timedelta(seconds=20), b, (G, "detector:garbage"), *smoke)
     b2 = np.clip(b.astype(np.int16) + np.random.default_rng(3).integers(-2, 3, b.shape), 0, 255).astype(np.uint8)
-    w.see("c1", DAY1 + timedelta(seconds=40), b2, (G, "detector:garbage"), (K, "detector:smoke"))
+    w.see("c1", DAY1 + timedelta(seconds=40), b2, (G, "detector:garbage"), *smoke)
     w.review("c1", "06020", DAY1, "confirm")
     w.review("c1", "06029", DAY1, "confirm")
     w.leave("c1", DAY1 + timedelta(seconds=40))
@@ -184,7 +188,7 @@ def test_verdicts_become_labels_negatives_and_counted_skips(world: World, tmp_pa
     # the smoke frames also show the confirmed garbage; the second, near-identical one is folded in
     smoke_img = found[ids["c1", "06020", DAY1]]
     assert smoke_img == found[ids["c1", "06029", DAY1]]
-    assert np.allclose(smoke_img[1], sorted([yolo(garbage, G), yolo(smoke, K)]), atol=1e-5)
+    assert np.allclose(smoke_img[1], sorted([yolo(garbage, G), yolo(smoke, K), yolo(smoke, K2)]), atol=1e-5)
     # relabelled: the corrected class (garbage, not overflow) and the corrected box
     assert np.allclose(found[ids["c1", "06042", DAY2]][1], [yolo(garbage, O2_FIXED)], atol=1e-5)
     # rejected alone: a hard negative (an empty label file)
