@@ -184,7 +184,8 @@ def read_yolo(root: Path, report: ImportReport) -> Iterator[Sample]:
     if not splits:
         raise DatasetError(f"{root / 'images'}: no images folder (nor <split>/images)")
     # Names like "x_jpg.rf.3fa9.jpg" hold dots: strip only the real suffix, never use with_suffix.
-    label_files = {p.parent / p.stem for _, _, labels in splits for p in labels.rglob("*.txt")}
+    label_roots = [root / "labels"] if (root / "images").is_dir() else [labels for _, _, labels in splits]
+    label_files = {p.parent / p.stem for d in label_roots for p in d.rglob("*.txt")}
     seen: set[Path] = set()
     # A source without a validation split gets one from write_samples (split "").
     has_val = any(_norm_split(name) == "val" for name, _, _ in splits)
