@@ -60,6 +60,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detector.analysis.base import Analyzer
+from detector.analysis.zones import polygon_mask
 from detector.types import Frame, Observations
 
 DUST = "haze:dust"
@@ -353,12 +354,10 @@ class HazeAnalyzer(Analyzer):
         self._grid = (gh, gw)
         union = np.zeros((h, w), np.uint8)
         for z in self._zones:
-            m = np.zeros((h, w), np.uint8)
-            cv2.fillPoly(m, [np.round(z.polygon * (w, h)).astype(np.int32)], 1)
-            z.pixels = m.astype(bool)
-            z.weight = cv2.resize(m.astype(np.float32), (gw, gh), interpolation=cv2.INTER_AREA)
+            z.pixels = polygon_mask(z.polygon, (h, w))
+            z.weight = cv2.resize(z.pixels.astype(np.float32), (gw, gh), interpolation=cv2.INTER_AREA)
             z.weight[z.weight < 0.5] = 0.0
-            union |= m
+            union |= z.pixels
         r = max(1, round(p.ref_margin * max(h, w)))
         grown = cv2.dilate(union, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * r + 1, 2 * r + 1)))
         outside = cv2.resize((1 - grown).astype(np.float32), (gw, gh), interpolation=cv2.INTER_AREA)

@@ -59,6 +59,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from detector.analysis.base import Analyzer
+from detector.analysis.zones import polygon_mask
 from detector.types import Frame, Observations
 
 #: a polygon in normalised frame coordinates, [(x, y), ...]
@@ -499,14 +500,10 @@ class OccupancyAnalyzer(Analyzer):
         if self._polygons is None:
             return None
         if self._mask is None or self._mask.shape != shape:
-            h, w = shape
-            u8 = np.zeros(shape, np.uint8)
-            # One polygon per call: given several, fillPoly fills by the even-odd rule, so where an even
-            # number of zones overlap (a shop front inside a no-vending stretch) the mask had a hole.
+            self._mask = np.zeros(shape, bool)
             for poly in self._polygons:
                 if len(poly) >= 3:
-                    cv2.fillPoly(u8, [np.round(poly * (w, h)).astype(np.int32)], 1)
-            self._mask = u8.astype(bool)
+                    self._mask |= polygon_mask(poly, shape)  # the union: overlapping zones never cancel out
         return self._mask
 
     def _is_ghost(self, comp: Mask, short: F32, bg: F32) -> bool:

@@ -12,6 +12,15 @@ from detector.types import Observations
 GRID = 256  # zone masks are rasterised on a GRID x GRID normalised canvas
 
 
+def polygon_mask(polygon: NDArray[np.floating], shape: tuple[int, int]) -> NDArray[np.bool_]:
+    """The pixels of an h x w picture inside a normalised polygon. One polygon per fill: given several,
+    fillPoly fills by the even-odd rule, and where two zones overlap the mask would have a hole."""
+    h, w = shape
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(np.asarray(polygon, np.float32) * (w, h)).astype(np.int32)], 1)
+    return mask.astype(bool)
+
+
 def _raster(polygon: list[tuple[float, float]], w: int, h: int) -> NDArray[np.uint8]:
     mask = np.zeros((h, w), np.uint8)
     pts = np.round(np.asarray(polygon, np.float32) * [w - 1, h - 1]).astype(np.int32)
