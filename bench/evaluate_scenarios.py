@@ -48,9 +48,9 @@ from detector.synthetic.street_scenes import (  # noqa: E402
 )
 from tests.conftest import write_config  # noqa: E402
 from tests.support.replay import Replay, replay  # noqa: E402
+from training.sources import MIRRORS  # noqa: E402
 
 CACHE = REPO / "var" / "bench"
-MIRRORS = Path("/work/.mirror")  # git mirrors holding the real clips that are not in ../shared
 CADENCE_S = 10
 FPS = 2  # generated videos: rendering time scales with frames, analysis runs at the cadence
 Box = tuple[float, float, float, float]

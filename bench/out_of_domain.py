@@ -28,6 +28,7 @@ if str(REPO) not in sys.path:
 from detector.models.manifest import load_manifest  # noqa: E402
 from training.datasets import photo_of  # noqa: E402
 from training.evaluate import evaluate  # noqa: E402
+from training.sources import git_file  # noqa: E402
 
 COMMIT = "e88068f"
 OUT = REPO / "var" / "datasets" / "maltese-eval"
@@ -45,19 +46,14 @@ def build_eval_set(mirror: Path, out: Path = OUT) -> tuple[int, int]:
     boxes = 0
     for photo, image in photos.items():
         label = image.replace("/images/", "/labels/").rsplit(".", 1)[0] + ".txt"
-        lines = _show(mirror, label).decode().split("\n") if label in files else []
+        lines = git_file(mirror, COMMIT, label).decode().split("\n") if label in files else []
         rows = ["0 " + line.split(maxsplit=1)[1] for line in lines if len(line.split()) == 5]
-        (out / "images" / "val" / f"{photo}.jpg").write_bytes(_show(mirror, image))
+        (out / "images" / "val" / f"{photo}.jpg").write_bytes(git_file(mirror, COMMIT, image))
         (out / "labels" / "val" / f"{photo}.txt").write_text("".join(r + "\n" for r in rows))
         boxes += len(rows)
     data = {"path": str(out), "train": "images/val", "val": "images/val", "names": ["garbage"]}
     (out / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     return len(photos), boxes
-
-
-def _show(mirror: Path, path: str) -> bytes:
-    return subprocess.run(["git", "-C", str(mirror), "show", f"{COMMIT}:{path}"], check=True,
-                          capture_output=True).stdout  # fmt: skip
 
 
 def main() -> int:

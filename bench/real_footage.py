@@ -19,7 +19,6 @@ import hashlib
 import json
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 from collections import Counter
@@ -37,6 +36,7 @@ if str(REPO) not in sys.path:  # tests.support is not installed
 
 from tests.conftest import SHARED_VIDEOS, write_config  # noqa: E402
 from tests.support.replay import replay  # noqa: E402
+from training.sources import MIRRORS, git_file  # noqa: E402
 
 CATALOGUE = REPO / "bench" / "real_clips.yaml"
 CLIPS = REPO / "var" / "sources" / "clips"
@@ -93,10 +93,8 @@ def _extract(c: dict[str, Any], mirrors: Path) -> Path | None:
         mirror = mirrors / git["repo"].replace("/", "+") / "repo"
         if not mirror.exists():
             return None
-        data = subprocess.run(["git", "-C", str(mirror), "show", f"{git['commit']}:{git['path']}"],
-                              check=True, capture_output=True).stdout  # fmt: skip
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        path.write_bytes(git_file(mirror, git["commit"], git["path"]))
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     if digest != c["sha256"]:
         raise ValueError(f"{path}: sha256 {digest}, the catalogue says {c['sha256']}")
@@ -180,7 +178,7 @@ def main() -> int:
     ap.add_argument("--cadence", type=float, default=10.0, help="seconds between analyses")
     ap.add_argument("--only", action="append", help="a clip's name (repeatable; default: every clip at hand)")
     ap.add_argument("--out", type=Path, default=REPO / "var" / "real-footage", help="where the pictures go")
-    ap.add_argument("--mirrors", type=Path, default=Path("/work/.mirror"), help="folder of git mirrors")
+    ap.add_argument("--mirrors", type=Path, default=MIRRORS, help="folder of git mirrors")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     clips = load_clips(args.mirrors, args.only)

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 CATALOGUE = Path(__file__).with_name("sources.yaml")
+MIRRORS = Path("/work/.mirror")  # where the tool library's fetch leaves git mirrors: <owner>+<name>/repo
 
 
 def entry(name: str, catalogue: Path = CATALOGUE) -> dict:
@@ -27,10 +28,19 @@ def entry(name: str, catalogue: Path = CATALOGUE) -> dict:
     return sources[name]
 
 
+def _git(mirror: Path) -> list[str]:
+    return [shutil.which("git") or "git", "-C", str(mirror)]  # a trainer's own mirror and catalogue
+
+
+def git_file(mirror: Path, commit: str, path: str) -> bytes:
+    """One file of the git directory `mirror` as it was at `commit`."""
+    return subprocess.run([*_git(mirror), "show", f"{commit}:{path}"], check=True, capture_output=True).stdout  # noqa: S603
+
+
 def extract(src: dict, mirror: Path, out: Path) -> tuple[int, int]:
     """Writes `src['path']` at `src['commit']` from the git directory `mirror` to `out`; returns
     (files written, files missing from the mirror)."""
-    git = [shutil.which("git") or "git", "-C", str(mirror)]  # a trainer's own mirror and catalogue
+    git = _git(mirror)
     listing = subprocess.run([*git, "ls-tree", "-r", "-z", src["commit"], "--", src["path"]],  # noqa: S603
                              check=True, capture_output=True).stdout  # fmt: skip
     blobs = [(meta.split()[2], path) for meta, path in (e.split(b"\t", 1) for e in listing.split(b"\0") if e)
@@ -61,7 +71,7 @@ def extract(src: dict, mirror: Path, out: Path) -> tuple[int, int]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("name")
-    ap.add_argument("--mirrors", type=Path, default=Path("/work/.mirror"), help="folder of git mirrors")
+    ap.add_argument("--mirrors", type=Path, default=MIRRORS, help="folder of git mirrors")
     ap.add_argument("--out", type=Path, default=Path("var/sources"))
     args = ap.parse_args()
     try:
