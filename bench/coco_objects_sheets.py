@@ -31,7 +31,7 @@ import numpy as np
 
 from detector.analysis.onnx_detector import OnnxModel
 from detector.models.deployments import ModelStore
-from training.evaluate import average_precision, box_iou, ranked_model
+from training.evaluate import average_precision, box_iou, greedy_match, ranked_model
 
 WATCHED = ["person", "bicycle", "car", "motorcycle", "bus", "truck"]
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -70,22 +70,14 @@ def match(truth: list[dict], cls: np.ndarray, xyxy: np.ndarray, scores: np.ndarr
     ign = np.array([t["box"] for t in gt if t["ignore"]], float).reshape(-1, 4)
     d = np.flatnonzero(np.isin(cls, list(group)))
     d = d[np.argsort(-scores[d], kind="stable")]
-    iou = box_iou(xyxy[d], g)
-    free = np.ones(len(g), bool)
-    kept, tp = [], []
-    for i, k in enumerate(d):
-        row = np.where(free, iou[i], -1.0)
-        hit = bool(row.size) and row.max() >= 0.5
-        if hit:
-            free[row.argmax()] = False
-        else:  # mostly inside an ignored box: neither TP nor FP
-            b = xyxy[k]
-            inter = np.prod(np.clip(np.minimum(ign[:, 2:], b[2:]) - np.maximum(ign[:, :2], b[:2]), 0, None), axis=1)
-            if (inter >= 0.5 * np.prod(b[2:] - b[:2])).any():
-                continue
-        kept.append(k)
-        tp.append(hit)
-    return scores[kept], np.array(tp, bool), len(g)
+    hit = greedy_match(box_iou(xyxy[d], g), 0.5, np.zeros(len(g), bool)) >= 0
+    # a miss lying mostly inside an ignored box is neither TP nor FP
+    b = xyxy[d]
+    inter = np.prod(np.clip(np.minimum(ign[None, :, 2:], b[:, None, 2:]) - np.maximum(ign[None, :, :2], b[:, None, :2]),
+                            0, None), axis=2)  # fmt: skip
+    ignored = ~hit & (inter >= 0.5 * np.prod(b[:, 2:] - b[:, :2], axis=1)[:, None]).any(axis=1)
+    kept, tp = d[~ignored], hit[~ignored]
+    return scores[kept], tp, len(g)
 
 
 def ap_table(model_dirs: list[Path], shots: list[tuple[str, np.ndarray]]) -> str:

@@ -208,7 +208,7 @@ def box_iou(a: NDArray[np.floating], b: NDArray[np.floating]) -> NDArray[np.floa
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def _greedy(iou: NDArray[np.float64], threshold: float, taken: NDArray[np.bool_]) -> NDArray[np.intp]:
+def greedy_match(iou: NDArray[np.float64], threshold: float, taken: NDArray[np.bool_]) -> NDArray[np.intp]:
     """COCO matching: rows (predictions, best score first) each take the free column of highest
     IoU ≥ threshold; returns the matched column per row (-1: none) and marks `taken`."""
     match = np.full(iou.shape[0], -1, np.intp)
@@ -233,7 +233,7 @@ def _match(truth: ImageBoxes, pred: ImageBoxes, thresholds: Sequence[float]) -> 
             continue
         iou = box_iou(pred.xyxy[d], truth.xyxy[g])
         for t, thr in enumerate(thresholds):
-            m = _greedy(iou, thr, np.zeros(g.size, bool))
+            m = greedy_match(iou, thr, np.zeros(g.size, bool))
             out[d[m >= 0], t] = g[m[m >= 0]]
     return out
 
@@ -278,7 +278,7 @@ def _confusion(
     if free_t.size and free_p.size:
         iou = box_iou(shipped.xyxy[free_p], truth.xyxy[free_t])
         iou[shipped.cls[free_p][:, None] == truth.cls[free_t][None, :]] = 0.0  # same class: a duplicate
-        m = _greedy(iou, 0.5, np.zeros(free_t.size, bool))
+        m = greedy_match(iou, 0.5, np.zeros(free_t.size, bool))
         for p, g in zip(np.flatnonzero(m >= 0), m[m >= 0], strict=True):
             true_name, pred_name = classes[truth.cls[free_t[g]]], classes[shipped.cls[free_p[p]]]
             row = c.confused.setdefault(true_name, {})
