@@ -42,7 +42,8 @@ from detector.verification.look import findings_of, visit_verdict
 log = logging.getLogger(__name__)
 
 TICK_S = 0.25
-CANNOT_SEE = {CameraState.FAILED, CameraState.STALLED, CameraState.ENDED, CameraState.STOPPED}
+# not STOPPED: that is our own shutdown, and its looks wait for the frames after the restart
+CANNOT_SEE = {CameraState.FAILED, CameraState.STALLED, CameraState.ENDED}
 UNUSABLE_FRAMES = 2  # blank or off-reference frames in a row (not yet a confirmed tamper) that answer cannot_see
 
 
