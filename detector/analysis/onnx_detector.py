@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from onnxruntime.capi import onnxruntime_pybind11_state as _ort_state
 
 from detector.analysis.base import Analyzer
+from detector.analysis.plume import PLUME_CLASSES, PlumeCheck
 from detector.models.manifest import ModelManifest, load_manifest
 from detector.types import Frame, Observations
 
@@ -331,6 +332,7 @@ class ObjectDetector(Analyzer):
         self.wanted = self.classes
         self.shadow: FrameTap | None = None
         self._last: tuple[Frame, Observations] | None = None
+        self._plumes = PlumeCheck()
 
     def swap(self, model: OnnxModel) -> None:
         """Runs `model` from the next frame on; classes it does not know are no longer reported."""
@@ -338,14 +340,16 @@ class ObjectDetector(Analyzer):
         self.model, self.classes = model, classes
 
     def analyze(self, frame: Frame) -> Observations:
-        """Detections in `frame`, labelled "detector:<class>"."""
+        """Detections in `frame`, labelled "detector:<class>"; smoke and fire only where the box moved."""
         last = self._last
         if last is not None and last[0] is frame:
             return last[1]
         model, classes, shadow = self.model, self.classes, self.shadow
         obs = model.predict([frame.image], classes=classes)[0]
-        if shadow is not None:
+        if shadow is not None:  # models are compared on what they detect, before the check
             shadow.observe(frame, model, obs)
+        if PLUME_CLASSES.intersection(classes or model.classes):
+            obs = self._plumes.keep_moving(frame.image, obs)
         self._last = (frame, obs)
         return obs
 
