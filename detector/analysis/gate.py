@@ -14,6 +14,15 @@ from detector.types import Frame
 GATE_WIDTH = 96  # a thumbnail is enough to tell "something changed"
 
 
+def grey_thumb(image: NDArray[np.uint8], width: int, blur: int) -> NDArray[np.float32]:
+    """A `width`-pixel grey copy of a BGR image, blurred by a `blur`-pixel Gaussian (noise is no change)."""
+    h, w = image.shape[:2]
+    size = (width, max(1, round(width * h / w)))
+    step = max(1, w // (width * 4))  # subsample first: area-averaging a full 1080p frame costs ~3 ms
+    grey = cv2.cvtColor(cv2.resize(image[::step, ::step], size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
+    return cv2.GaussianBlur(grey, (blur, blur), 0).astype(np.float32)
+
+
 class SceneGate:
     """Compares a small, blurred, zone-masked grey copy with the last analysed one.
 
@@ -31,15 +40,8 @@ class SceneGate:
         self._ref_ts: datetime | None = None
         self.skipped = 0
 
-    def _thumb(self, image: NDArray[np.uint8]) -> NDArray[np.float32]:
-        h, w = image.shape[:2]
-        size = (GATE_WIDTH, max(1, round(GATE_WIDTH * h / w)))
-        step = max(1, w // (GATE_WIDTH * 4))  # subsample first: area-averaging a full 1080p frame costs ~3 ms
-        grey = cv2.cvtColor(cv2.resize(image[::step, ::step], size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY)
-        return cv2.GaussianBlur(grey, (3, 3), 0).astype(np.float32)
-
     def should_analyze(self, frame: Frame) -> bool:
-        thumb = self._thumb(frame.image)
+        thumb = grey_thumb(frame.image, GATE_WIDTH, 3)
         if self._mask is None or self._mask.shape != thumb.shape:
             self._mask = self._masks.watched(thumb.shape[1], thumb.shape[0]) if self._masks else None
         if self._ref is None or self._ref_ts is None or self._ref.shape != thumb.shape:

@@ -17,10 +17,10 @@ row. A detection on the first analysis has nothing to compare with and waits for
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from detector.analysis.gate import grey_thumb
 from detector.types import Observations
 
 PLUME_CLASSES = frozenset({"smoke", "fire"})
@@ -31,10 +31,7 @@ WIDTH = 192  # the copy compared: a share of a box needs no detail, and blur rem
 
 
 def small_grey(image: NDArray[np.uint8]) -> NDArray[np.float32]:
-    h, w = image.shape[:2]
-    grey = cv2.cvtColor(cv2.resize(image, (WIDTH, max(1, round(h * WIDTH / w))), interpolation=cv2.INTER_AREA),
-                        cv2.COLOR_BGR2GRAY)  # fmt: skip
-    return cv2.GaussianBlur(grey, (5, 5), 0).astype(np.float32)
+    return grey_thumb(image, WIDTH, 5)
 
 
 def moving_share(before: NDArray[np.float32], now: NDArray[np.float32], box: NDArray[np.float32]) -> float:
